@@ -1,0 +1,18 @@
+"""Stage configs: dataclasses → OmegaConf.structured ← YAML ← dotlist; run records."""
+
+from cxr.config.load import load_config, resolve_secret, to_container, to_yaml
+from cxr.config.runinfo import RunRecord, collect_meta
+from cxr.config.schema import STAGES, DemoConfig, GenerateConfig, secret_field
+
+__all__ = [
+    "STAGES",
+    "DemoConfig",
+    "GenerateConfig",
+    "RunRecord",
+    "collect_meta",
+    "load_config",
+    "resolve_secret",
+    "secret_field",
+    "to_container",
+    "to_yaml",
+]

@@ -1,0 +1,116 @@
+"""Config dataclasses: one per stage, built from small shared parts.
+
+Each stage's config is ``OmegaConf.structured(StageConfig)`` ← its YAML file ← CLI dotlist
+(``cxr.config.load``). Field types are enforced (``sampling.temperature=abc`` is an error naming the
+key); unknown keys are errors. Secrets are ``secret_field`` s holding a reference (``env:NAME`` or
+``file:PATH``), never the secret itself, so a dumped config is always safe to share.
+Later stages (preprocess, sft, grpo, score, sweep, eval) add their dataclasses here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+SECRET = "secret"
+
+
+def secret_field(default: str = "") -> Any:
+    """A field holding a secret *reference*: ``env:NAME`` or ``file:PATH`` (or empty)."""
+    return field(default=default, metadata={SECRET: True})
+
+
+def _check(ok: bool, message: str) -> None:
+    if not ok:
+        raise ValueError(message)
+
+
+class BackendName(str, Enum):
+    hf = "hf"
+    vllm = "vllm"
+
+
+@dataclass
+class ModelConfig:
+    path: str = "runs/tiny-model"  # a local folder written by save_pretrained (`cxr model tiny` builds one)
+    dtype: str = "float32"  # float32 | bfloat16 | float16 | auto
+    attn_implementation: str | None = None  # e.g. flash_attention_2 on GPUs; None = transformers' default
+
+
+@dataclass
+class ImageConfig:
+    """Bounds on the model-input image area; Qwen resizes each side to a multiple of 28 within them."""
+
+    min_pixels: int = 56 * 56
+    max_pixels: int = 512 * 512  # the seed's model input is at most 512 px a side
+
+    def __post_init__(self) -> None:
+        _check(0 < self.min_pixels <= self.max_pixels, "image: need 0 < min_pixels <= max_pixels")
+
+
+@dataclass
+class SamplingConfig:
+    temperature: float = 0.6  # the seed's published setting; 0 = greedy
+    top_p: float = 1.0
+    top_k: int = -1  # -1 = off
+    max_new_tokens: int = 1024
+    repetition_penalty: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check(self.temperature >= 0, "sampling.temperature must be >= 0 (0 = greedy)")
+        _check(0 < self.top_p <= 1, "sampling.top_p must be in (0, 1]")
+        _check(self.max_new_tokens > 0, "sampling.max_new_tokens must be > 0")
+
+
+@dataclass
+class VllmConfig:
+    dtype: str = "auto"
+    max_model_len: int = 8192
+    gpu_memory_utilization: float = 0.85
+    tensor_parallel_size: int = 1
+    enforce_eager: bool = False
+    max_num_seqs: int = 64
+    limit_images_per_prompt: int = 1  # vLLM reserves memory for this many images per prompt at start-up
+    cpu_kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE on CPU builds (ignored on GPUs)
+    # Run the engine core in this process (VLLM_ENABLE_V1_MULTIPROCESSING=0): starts ~3x faster on a
+    # CPU and spawns nothing; a separate engine process overlaps scheduling with the GPU, so clusters keep it.
+    in_process: bool = False
+
+
+@dataclass
+class GenerateConfig:
+    """`cxr generate`: grounded answers for images through one backend."""
+
+    backend: BackendName = BackendName.hf
+    question: str = "Is there a pleural effusion?"
+    batch_size: int = 8
+    model: ModelConfig = field(default_factory=ModelConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.batch_size > 0, "batch_size must be > 0")
+
+
+@dataclass
+class DemoConfig:
+    """`cxr demo`: build the tiny model, ask one grounded question through both backends."""
+
+    workdir: str = "runs/demo"
+    seed: int = 0
+    backends: list[BackendName] = field(default_factory=lambda: [BackendName.hf, BackendName.vllm])
+    generate: GenerateConfig = field(
+        default_factory=lambda: GenerateConfig(
+            image=ImageConfig(max_pixels=224 * 224),
+            sampling=SamplingConfig(temperature=0.0, max_new_tokens=48),
+            vllm=VllmConfig(dtype="float32", max_model_len=2048, enforce_eager=True, max_num_seqs=8,
+                            in_process=True),
+        )
+    )
+
+
+# Stage name → schema, for `cxr config show STAGE` and configs/<stage>.yaml.
+STAGES: dict[str, type] = {"generate": GenerateConfig, "demo": DemoConfig}

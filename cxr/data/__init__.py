@@ -1,0 +1,1 @@
+"""Datasets over shards (later issues) and synthetic images for demos and tests."""
