@@ -17,10 +17,12 @@ class _State:
 
 STATE = _State()
 
-OVERRIDES = typer.Argument(None, metavar="[KEY=VALUE]...", help="Config overrides (OmegaConf dotlist).",
-                           show_default=False)
-CONFIG = typer.Option(None, "--config", "-c", help="YAML file with config values (see configs/).",
-                      show_default=False)
+OVERRIDES = typer.Argument(
+    None, metavar="[KEY=VALUE]...", help="Config overrides (OmegaConf dotlist).", show_default=False
+)
+CONFIG = typer.Option(
+    None, "--config", "-c", help="YAML file with config values (see configs/).", show_default=False
+)
 
 
 def stage_config(schema: type, config: Path | None, overrides: list[str] | None):

@@ -13,7 +13,9 @@ from cxr.errors import UserError
 app = typer.Typer(help="Configs: print a stage's resolved config.", no_args_is_help=True)
 
 
-@app.command("show", epilog="Example: cxr config show generate -c configs/generate.yaml sampling.temperature=0")
+@app.command(
+    "show", epilog="Example: cxr config show generate -c configs/generate.yaml sampling.temperature=0"
+)
 def show(
     stage: str = typer.Argument(..., help=f"One of: {', '.join(STAGES)}."),
     config: Path | None = CONFIG,

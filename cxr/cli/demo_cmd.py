@@ -20,7 +20,9 @@ EPILOG = "Example: cxr demo --workdir runs/demo generate.sampling.max_new_tokens
 
 
 def demo(
-    workdir: Path | None = typer.Option(None, "--workdir", "-w", help="Where to put the model and run (sets workdir)."),
+    workdir: Path | None = typer.Option(
+        None, "--workdir", "-w", help="Where to put the model and run (sets workdir)."
+    ),
     config: Path | None = CONFIG,
     overrides: list[str] | None = OVERRIDES,
 ) -> None:
@@ -43,7 +45,9 @@ def demo(
     image_path = root / "synthetic-cxr.png"
     root.mkdir(parents=True, exist_ok=True)
     synthetic_cxr(seed=cfg.seed, opacity=True).save(image_path)
-    gen_cfg = dataclasses.replace(cfg.generate, model=dataclasses.replace(cfg.generate.model, path=str(model_dir)))
+    gen_cfg = dataclasses.replace(
+        cfg.generate, model=dataclasses.replace(cfg.generate.model, path=str(model_dir))
+    )
     cfg = dataclasses.replace(cfg, generate=gen_cfg)
 
     gens, timings = [], []
@@ -59,7 +63,9 @@ def demo(
             timings.append(f"{name.value}: start {t1 - t0:.1f} s, generate {t2 - t1:.2f} s")
         meta["timings"] = timings
         write_rows(gens, root / "run" / "generations.parquet")
-    console.print(generations_table(gens, title=f"Grounded outputs: {gen_cfg.question!r} (tiny random model)"))
+    console.print(
+        generations_table(gens, title=f"Grounded outputs: {gen_cfg.question!r} (tiny random model)")
+    )
     for line in timings:
         console.print(line)
     same = len({tuple(g.token_ids) for g in gens}) == 1

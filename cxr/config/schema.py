@@ -10,7 +10,7 @@ Later stages (preprocess, sft, grpo, score, sweep, eval) add their dataclasses h
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 SECRET = "secret"
@@ -26,7 +26,7 @@ def _check(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
-class BackendName(str, Enum):
+class BackendName(StrEnum):
     hf = "hf"
     vllm = "vllm"
 
@@ -106,8 +106,9 @@ class DemoConfig:
         default_factory=lambda: GenerateConfig(
             image=ImageConfig(max_pixels=224 * 224),
             sampling=SamplingConfig(temperature=0.0, max_new_tokens=48),
-            vllm=VllmConfig(dtype="float32", max_model_len=2048, enforce_eager=True, max_num_seqs=8,
-                            in_process=True),
+            vllm=VllmConfig(
+                dtype="float32", max_model_len=2048, enforce_eager=True, max_num_seqs=8, in_process=True
+            ),
         )
     )
 

@@ -10,7 +10,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 
-def synthetic_cxr(width: int = 320, height: int = 384, seed: int = 0, *, opacity: bool = False) -> Image.Image:
+def synthetic_cxr(
+    width: int = 320, height: int = 384, seed: int = 0, *, opacity: bool = False
+) -> Image.Image:
     rng = np.random.default_rng(seed)
     img = Image.new("L", (width, height), 200)  # soft tissue: bright on a radiograph
     d = ImageDraw.Draw(img)

@@ -95,8 +95,13 @@ class GenerationBackend(ABC):
             prompt = self.processor.apply_chat_template(
                 chat_messages(r.question), add_generation_prompt=True, tokenize=False
             )
-            rec = smart_resize_record(img.width, img.height, min_pixels=self.cfg.image.min_pixels,
-                                      max_pixels=self.cfg.image.max_pixels, factor=factor)
+            rec = smart_resize_record(
+                img.width,
+                img.height,
+                min_pixels=self.cfg.image.min_pixels,
+                max_pixels=self.cfg.image.max_pixels,
+                factor=factor,
+            )
             out.append(Prepared(r.id or str(i), img, prompt, rec))
         return out
 

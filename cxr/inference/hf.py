@@ -15,10 +15,18 @@ class HFBackend(GenerationBackend):
         import torch
 
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        self._processor = load_processor(cfg.model.path, min_pixels=cfg.image.min_pixels,
-                                         max_pixels=cfg.image.max_pixels, padding_side="left")
-        self.model = load_model(cfg.model.path, dtype=cfg.model.dtype, device=self.device,
-                                attn_implementation=cfg.model.attn_implementation)
+        self._processor = load_processor(
+            cfg.model.path,
+            min_pixels=cfg.image.min_pixels,
+            max_pixels=cfg.image.max_pixels,
+            padding_side="left",
+        )
+        self.model = load_model(
+            cfg.model.path,
+            dtype=cfg.model.dtype,
+            device=self.device,
+            attn_implementation=cfg.model.attn_implementation,
+        )
         self._banned = banned_token_ids(self._processor.tokenizer)
 
     @property
@@ -27,11 +35,18 @@ class HFBackend(GenerationBackend):
 
     def _gen_kwargs(self) -> dict:
         s = self.cfg.sampling
-        kw = {"max_new_tokens": s.max_new_tokens, "suppress_tokens": self._banned,
-              "repetition_penalty": s.repetition_penalty}
+        kw = {
+            "max_new_tokens": s.max_new_tokens,
+            "suppress_tokens": self._banned,
+            "repetition_penalty": s.repetition_penalty,
+        }
         if s.temperature > 0:
-            kw.update(do_sample=True, temperature=s.temperature, top_p=s.top_p,
-                      top_k=s.top_k if s.top_k > 0 else None)
+            kw.update(
+                do_sample=True,
+                temperature=s.temperature,
+                top_p=s.top_p,
+                top_k=s.top_k if s.top_k > 0 else None,
+            )
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         return kw
@@ -46,8 +61,12 @@ class HFBackend(GenerationBackend):
         torch.manual_seed(self.cfg.sampling.seed)
         for start in range(0, len(prepared), bs):
             batch = prepared[start : start + bs]
-            inputs = self._processor(text=[p.prompt for p in batch], images=[p.image for p in batch],
-                                     padding=True, return_tensors="pt").to(self.device)
+            inputs = self._processor(
+                text=[p.prompt for p in batch],
+                images=[p.image for p in batch],
+                padding=True,
+                return_tensors="pt",
+            ).to(self.device)
             with torch.inference_mode():
                 seqs = self.model.generate(**inputs, **self._gen_kwargs())
             new = seqs[:, inputs["input_ids"].shape[1] :].tolist()

@@ -34,8 +34,9 @@ class VllmBackend(GenerationBackend):
             os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
         from vllm import LLM
 
-        self._processor = load_processor(path, min_pixels=cfg.image.min_pixels,
-                                         max_pixels=cfg.image.max_pixels)
+        self._processor = load_processor(
+            path, min_pixels=cfg.image.min_pixels, max_pixels=cfg.image.max_pixels
+        )
         self._banned = banned_token_ids(self._processor.tokenizer)
         self.llm = LLM(
             model=path,
@@ -48,8 +49,9 @@ class VllmBackend(GenerationBackend):
             max_num_seqs=v.max_num_seqs,
             seed=cfg.sampling.seed,
             limit_mm_per_prompt={"image": v.limit_images_per_prompt, "video": 0},
-            mm_processor_kwargs={"size": {"shortest_edge": cfg.image.min_pixels,
-                                          "longest_edge": cfg.image.max_pixels}},
+            mm_processor_kwargs={
+                "size": {"shortest_edge": cfg.image.min_pixels, "longest_edge": cfg.image.max_pixels}
+            },
         )
 
     @property

@@ -11,8 +11,15 @@ from pathlib import Path
 
 from cxr.errors import UserError
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16", "auto": "auto"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+    "auto": "auto",
+}
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -33,8 +40,13 @@ def model_type(path: str | Path) -> str:
     return json.loads((check_model_dir(path) / "config.json").read_text()).get("model_type", "")
 
 
-def load_processor(path: str | Path, *, min_pixels: int | None = None, max_pixels: int | None = None,
-                   padding_side: str = "left"):
+def load_processor(
+    path: str | Path,
+    *,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    padding_side: str = "left",
+):
     """The model's processor; image size bounds from the caller (config) win over the saved ones.
     Left padding: batched generation appends new tokens on the right."""
     from transformers import AutoProcessor
@@ -53,8 +65,9 @@ def load_processor(path: str | Path, *, min_pixels: int | None = None, max_pixel
     return processor
 
 
-def load_model(path: str | Path, *, dtype: str = "float32", device: str = "cpu",
-               attn_implementation: str | None = None):
+def load_model(
+    path: str | Path, *, dtype: str = "float32", device: str = "cpu", attn_implementation: str | None = None
+):
     """An image-text-to-text model in eval mode (Qwen2.5-VL, Qwen3-VL, … whatever config.json says)."""
     import torch
     from transformers import AutoModelForImageTextToText

@@ -36,14 +36,21 @@ SPECIAL_TOKENS = [
 # Not "special": decoding with skip_special_tokens=True must keep them in the text.
 REASONING_TOKENS = ["<think>", "</think>"]
 # Qwen2's pre-tokenizer split pattern.
-QWEN2_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
+QWEN2_SPLIT = r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
 
 _FINDINGS = [
-    "no focal consolidation", "mild cardiomegaly", "small left pleural effusion", "right lower lobe opacity",
-    "no pneumothorax", "clear lungs", "atelectasis at the bases", "support devices in place",
-    "pulmonary edema", "enlarged cardiac silhouette", "nodule in the right upper lobe", "normal mediastinum",
+    "no focal consolidation",
+    "mild cardiomegaly",
+    "small left pleural effusion",
+    "right lower lobe opacity",
+    "no pneumothorax",
+    "clear lungs",
+    "atelectasis at the bases",
+    "support devices in place",
+    "pulmonary edema",
+    "enlarged cardiac silhouette",
+    "nodule in the right upper lobe",
+    "normal mediastinum",
 ]
 
 
@@ -100,7 +107,10 @@ def build_tokenizer(seed: int, spec: TinySpec):
     tok.train_from_iterator(_corpus(seed), trainer=trainer)
     vocab = tok.get_vocab()
     # Merges as tuples: transformers' Qwen2Tokenizer rejects "a b" strings (stack.md).
-    merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in json.loads(tok.to_str())["model"]["merges"]]
+    merges = [
+        tuple(m.split(" ")) if isinstance(m, str) else tuple(m)
+        for m in json.loads(tok.to_str())["model"]["merges"]
+    ]
     hf = Qwen2Tokenizer(
         vocab=vocab,
         merges=merges,
@@ -128,7 +138,10 @@ def build_processor(tokenizer, spec: TinySpec):
     image = Qwen2VLImageProcessor(min_pixels=spec.min_pixels, max_pixels=spec.max_pixels)
     video = Qwen2VLVideoProcessor()
     return Qwen2_5_VLProcessor(
-        image_processor=image, tokenizer=tokenizer, video_processor=video, chat_template=tokenizer.chat_template
+        image_processor=image,
+        tokenizer=tokenizer,
+        video_processor=video,
+        chat_template=tokenizer.chat_template,
     )
 
 

