@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 
 import pytest
 
@@ -23,7 +24,7 @@ def tiny_model(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def cxr_bin() -> str:
-    exe = shutil.which("cxr") or os.path.join(os.path.dirname(os.sys.executable), "cxr")
+    exe = shutil.which("cxr") or os.path.join(os.path.dirname(sys.executable), "cxr")
     assert os.path.exists(exe), "the cxr console script is not installed (run `make setup`)"
     return exe
 

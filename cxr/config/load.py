@@ -23,7 +23,7 @@ T = TypeVar("T")
 def _explain(e: OmegaConfBaseException, source: str) -> ConfigError:
     key = getattr(e, "full_key", None) or ""
     msg = str(e).splitlines()[0] if str(e) else type(e).__name__
-    if isinstance(e, ConfigKeyError) or "not in struct" in msg or "Key '" in msg and "not in" in msg:
+    if isinstance(e, ConfigKeyError) or "not in struct" in msg:
         return ConfigError(f"{source}: unknown key '{key}'")
     if isinstance(e, ValidationError):
         return ConfigError(f"{source}: bad value for '{key}': {msg}")

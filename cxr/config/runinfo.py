@@ -1,7 +1,7 @@
 """What every run folder records: the resolved ``config.yaml`` and ``meta.json``.
 
 ``meta.json`` answers "what produced this folder": git SHA and dirty flag of the harness, versions
-of the packages that shape results, host, Python, Slurm job/array/restart ids, command line, start
+of the packages that shape results, host, Python, Slurm job/array/restart ids, sub-command, start
 and end time and status. Written atomically (temp file + rename) so a killed job never leaves a
 half-written record.
 """
@@ -85,6 +85,17 @@ def slurm_ids(env: dict[str, str] | None = None) -> dict[str, str]:
     return {k: env[v] for k, v in SLURM_VARS.items() if v in env}
 
 
+def command_words(argv: list[str]) -> list[str]:
+    """The program and sub-command words, without option values or paths: argument values can
+    name patients (file names, folders), and meta.json is shared; config.yaml has the settings."""
+    words = [Path(argv[0]).name] if argv else []
+    for a in argv[1:]:
+        if a.startswith("-") or "/" in a or "=" in a or "." in a:
+            break
+        words.append(a)
+    return words
+
+
 def collect_meta() -> dict[str, Any]:
     return {
         "git": git_state(),
@@ -92,7 +103,7 @@ def collect_meta() -> dict[str, Any]:
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],
-        "argv": sys.argv,
+        "command": command_words(sys.argv),
         "slurm": slurm_ids(),
     }
 

@@ -55,7 +55,8 @@ class HFBackend(GenerationBackend):
         import torch
 
         tok = self._processor.tokenizer
-        stop = set(self.model.generation_config.eos_token_id or []) | {tok.pad_token_id}
+        eos = self.model.generation_config.eos_token_id
+        stop = set(eos if isinstance(eos, list) else [eos] if eos is not None else []) | {tok.pad_token_id}
         out: list[tuple[str, list[int]]] = []
         bs = self.cfg.batch_size
         torch.manual_seed(self.cfg.sampling.seed)

@@ -132,61 +132,93 @@ def chat_template() -> str:
     return resources.files("cxr.model").joinpath("chat_template.jinja").read_text()
 
 
-def build_processor(tokenizer, spec: TinySpec):
-    from transformers import Qwen2_5_VLProcessor, Qwen2VLImageProcessor, Qwen2VLVideoProcessor
+FAMILIES = ("qwen2.5-vl", "qwen3-vl")
+
+
+def build_processor(tokenizer, spec: TinySpec, family: str = "qwen2.5-vl"):
+    from transformers import Qwen2VLImageProcessor
+
+    if family == "qwen3-vl":  # 16 px patches (32 px after the 2x2 merge), its own video processor
+        from transformers import Qwen3VLProcessor
+        from transformers.models.qwen3_vl.video_processing_qwen3_vl import Qwen3VLVideoProcessor
+
+        image = Qwen2VLImageProcessor(patch_size=16, min_pixels=spec.min_pixels, max_pixels=spec.max_pixels)
+        return Qwen3VLProcessor(
+            image_processor=image,
+            tokenizer=tokenizer,
+            video_processor=Qwen3VLVideoProcessor(),
+            chat_template=tokenizer.chat_template,
+        )
+    from transformers import Qwen2_5_VLProcessor, Qwen2VLVideoProcessor
 
     image = Qwen2VLImageProcessor(min_pixels=spec.min_pixels, max_pixels=spec.max_pixels)
-    video = Qwen2VLVideoProcessor()
     return Qwen2_5_VLProcessor(
         image_processor=image,
         tokenizer=tokenizer,
-        video_processor=video,
+        video_processor=Qwen2VLVideoProcessor(),
         chat_template=tokenizer.chat_template,
     )
 
 
-def build_model(tokenizer, spec: TinySpec, seed: int):
-    import torch
-    from transformers import GenerationConfig, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration
-
+def _configs(tokenizer, spec: TinySpec, family: str):
     ids = tokenizer.convert_tokens_to_ids
     head_dim = spec.hidden_size // spec.num_heads
     unit = head_dim // 16  # mrope sections (t, h, w) sum to head_dim / 2, in Qwen's 2:3:3 shape
-    config = Qwen2_5_VLConfig(
-        text_config={
-            "vocab_size": len(tokenizer),
-            "hidden_size": spec.hidden_size,
-            "intermediate_size": spec.intermediate_size,
-            "num_hidden_layers": spec.num_layers,
-            "num_attention_heads": spec.num_heads,
-            "num_key_value_heads": spec.num_kv_heads,
-            "max_position_embeddings": 4096,
-            "max_window_layers": spec.num_layers,
-            "rope_parameters": {
-                "rope_type": "default",
-                "rope_theta": 1e6,
-                "mrope_section": [2 * unit, 3 * unit, 3 * unit],
-            },
-            "bos_token_id": ids("<|endoftext|>"),
-            "eos_token_id": ids("<|im_end|>"),
-            "pad_token_id": ids("<|endoftext|>"),
+    text = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": spec.hidden_size,
+        "intermediate_size": spec.intermediate_size,
+        "num_hidden_layers": spec.num_layers,
+        "num_attention_heads": spec.num_heads,
+        "num_key_value_heads": spec.num_kv_heads,
+        "max_position_embeddings": 4096,
+        "rope_parameters": {
+            "rope_type": "default",
+            "rope_theta": 1e6,
+            "mrope_section": [2 * unit, 3 * unit, 3 * unit],
         },
-        vision_config={
-            "depth": spec.vision_depth,
-            "hidden_size": spec.vision_hidden,
-            "intermediate_size": 2 * spec.vision_hidden,
-            "num_heads": spec.vision_heads,
-            "out_hidden_size": spec.hidden_size,
-            "fullatt_block_indexes": [spec.vision_depth - 1],
-        },
-        image_token_id=ids("<|image_pad|>"),
-        video_token_id=ids("<|video_pad|>"),
-        vision_start_token_id=ids("<|vision_start|>"),
-        vision_end_token_id=ids("<|vision_end|>"),
-        tie_word_embeddings=False,
-    )
+        "bos_token_id": ids("<|endoftext|>"),
+        "eos_token_id": ids("<|im_end|>"),
+        "pad_token_id": ids("<|endoftext|>"),
+    }
+    vision = {
+        "depth": spec.vision_depth,
+        "hidden_size": spec.vision_hidden,
+        "intermediate_size": 2 * spec.vision_hidden,
+        "num_heads": spec.vision_heads,
+        "out_hidden_size": spec.hidden_size,
+    }
+    if family == "qwen3-vl":
+        text.update(head_dim=head_dim)
+        text["rope_parameters"]["mrope_interleaved"] = True
+        vision.update(num_position_embeddings=64, deepstack_visual_indexes=[0])
+    else:
+        text.update(max_window_layers=spec.num_layers)
+        vision.update(fullatt_block_indexes=[spec.vision_depth - 1])
+    tokens = {
+        "image_token_id": ids("<|image_pad|>"),
+        "video_token_id": ids("<|video_pad|>"),
+        "vision_start_token_id": ids("<|vision_start|>"),
+        "vision_end_token_id": ids("<|vision_end|>"),
+    }
+    return text, vision, tokens
+
+
+def build_model(tokenizer, spec: TinySpec, seed: int, family: str = "qwen2.5-vl"):
+    import torch
+    from transformers import GenerationConfig
+
+    if family == "qwen3-vl":
+        from transformers import Qwen3VLConfig as Config
+        from transformers import Qwen3VLForConditionalGeneration as Model
+    else:
+        from transformers import Qwen2_5_VLConfig as Config
+        from transformers import Qwen2_5_VLForConditionalGeneration as Model
+    text, vision, tokens = _configs(tokenizer, spec, family)
+    config = Config(text_config=text, vision_config=vision, tie_word_embeddings=False, **tokens)
     torch.manual_seed(seed)
-    model = Qwen2_5_VLForConditionalGeneration(config).eval()
+    model = Model(config).eval()
+    ids = tokenizer.convert_tokens_to_ids
     model.generation_config = GenerationConfig(
         bos_token_id=ids("<|endoftext|>"),
         eos_token_id=[ids("<|im_end|>"), ids("<|endoftext|>")],
@@ -196,14 +228,19 @@ def build_model(tokenizer, spec: TinySpec, seed: int):
     return model
 
 
-def build_tiny(out: str | Path, seed: int = 0, spec: TinySpec | None = None) -> Path:
-    """Write a tiny Qwen2.5-VL (model, tokenizer, processor) to ``out`` with ``save_pretrained``."""
+def build_tiny(
+    out: str | Path, seed: int = 0, spec: TinySpec | None = None, family: str = "qwen2.5-vl"
+) -> Path:
+    """Write a tiny Qwen2.5-VL (or Qwen3-VL) — model, tokenizer, processor — to ``out`` with
+    ``save_pretrained``. Qwen2.5-VL is the default: the seed model's architecture."""
+    if family not in FAMILIES:
+        raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     spec = spec or TinySpec()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(seed, spec)
-    processor = build_processor(tokenizer, spec)
-    model = build_model(tokenizer, spec, seed)
+    processor = build_processor(tokenizer, spec, family)
+    model = build_model(tokenizer, spec, seed, family)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out

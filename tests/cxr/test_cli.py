@@ -91,7 +91,9 @@ def test_demo_prints_both_backends_and_writes_a_run_folder(cxr_bin, tmp_path):
     import pandas as pd
 
     repo = Path(__file__).resolve().parents[2]
-    r = run(cxr_bin, "demo", "-c", str(repo / "configs" / "demo.yaml"), "--workdir", str(tmp_path), cwd=tmp_path)
+    r = run(
+        cxr_bin, "demo", "-c", str(repo / "configs" / "demo.yaml"), "--workdir", str(tmp_path), cwd=tmp_path
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     out = " ".join(r.stdout.split())
     assert "hf" in out and "vllm" in out and "format_ok" in out
@@ -102,3 +104,37 @@ def test_demo_prints_both_backends_and_writes_a_run_folder(cxr_bin, tmp_path):
     meta = json.loads((tmp_path / "run" / "meta.json").read_text())
     assert meta["status"] == "ok" and meta["kind"] == "demo"
     assert (tmp_path / "run" / "config.yaml").is_file()
+
+
+def test_generate_writes_rows_and_a_run_folder(cxr_bin, tiny_model, tmp_path):
+    import json
+
+    import pandas as pd
+
+    from cxr.data.synthetic import synthetic_cxr
+
+    img = tmp_path / "DOE^JOHN-chest.png"  # a PHI-like file name must stay out of meta.json
+    synthetic_cxr(200, 240).save(img)
+    run_dir = tmp_path / "run"
+    r = run(
+        cxr_bin,
+        "generate",
+        "-m",
+        tiny_model,
+        "-i",
+        str(img),
+        "-i",
+        str(img),
+        "--run-dir",
+        str(run_dir),
+        "-o",
+        str(tmp_path / "rows.jsonl"),
+        "sampling.max_new_tokens=8",
+        "sampling.temperature=0",
+    )
+    assert r.returncode == 0, r.stderr
+    rows = pd.read_parquet(run_dir / "generations.parquet")
+    assert len(rows) == 2 and rows["num_tokens"].between(1, 8).all()
+    assert len((tmp_path / "rows.jsonl").read_text().splitlines()) == 2
+    meta = (run_dir / "meta.json").read_text()
+    assert json.loads(meta)["command"] == ["cxr", "generate"] and "DOE^JOHN" not in meta

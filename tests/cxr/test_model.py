@@ -62,3 +62,24 @@ def test_bad_model_folders_are_named(tmp_path):
     with pytest.raises(UserError, match="dtype 'float8'"):
         (tmp_path / "config.json").write_text(json.dumps({"model_type": "qwen2_5_vl"}))
         load_model(tmp_path, dtype="float8")
+
+
+def test_same_loading_code_serves_qwen3_vl(tmp_path):
+    """A Qwen3-VL folder (16 px patches, deepstack) goes through the same loader and HF backend."""
+    import dataclasses
+
+    from transformers import Qwen3VLForConditionalGeneration
+
+    from cxr.config import DemoConfig, load_config
+    from cxr.inference import Request, make_backend
+    from cxr.model import build_tiny
+
+    path = build_tiny(tmp_path / "q3", seed=0, family="qwen3-vl")
+    assert isinstance(load_model(path), Qwen3VLForConditionalGeneration)
+    cfg = load_config(DemoConfig, overrides=[f"generate.model.path={path}"]).generate
+    with make_backend(
+        dataclasses.replace(cfg, sampling=dataclasses.replace(cfg.sampling, max_new_tokens=6))
+    ) as be:
+        (g,) = be.generate([Request(synthetic_cxr(300, 260), "Effusion?")])
+    assert 0 < len(g.token_ids) <= 6
+    assert g.resize.input_w % 32 == 0 and g.resize.input_h % 32 == 0  # 16 px patches, 2x2 merge
