@@ -116,7 +116,8 @@ def write_atomic(path: Path, text: str) -> None:
 
 class RunRecord:
     """``with RunRecord(run_dir, cfg) as meta:`` writes config.yaml + meta.json at the start and
-    completes meta.json (end time, status, error type) at the end, success or not."""
+    completes meta.json (end time, status, error type) at the end, success or not. Entering again
+    on the same folder (a requeued job) keeps the first start and appends to ``restarts``."""
 
     def __init__(self, run_dir: str | Path, cfg: Any, *, kind: str = ""):
         self.dir = Path(run_dir)
@@ -125,10 +126,23 @@ class RunRecord:
 
     def __enter__(self) -> dict[str, Any]:
         self.dir.mkdir(parents=True, exist_ok=True)
-        write_atomic(self.dir / "config.yaml", to_yaml(self.cfg))
-        self.meta.update(start=_now(), end=None, status="running")
+        if self.cfg is not None:
+            write_atomic(self.dir / "config.yaml", to_yaml(self.cfg))
+        previous = self._previous()
+        if previous.get("start"):  # the same run resumed (requeue after preemption or time-out)
+            restarts = previous.get("restarts", []) + [{"at": _now(), "slurm": self.meta["slurm"]}]
+            self.meta.update(start=previous["start"], restarts=restarts)
+        else:
+            self.meta.update(start=_now(), restarts=[])
+        self.meta.update(end=None, status="running")
         self._write()
         return self.meta
+
+    def _previous(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.dir / "meta.json").read_text())
+        except (OSError, ValueError):
+            return {}
 
     def __exit__(self, exc_type, exc, tb) -> None:
         # The error's type only: messages can quote input (paths, values) and meta.json is shared.

@@ -26,6 +26,46 @@ def _check(ok: bool, message: str) -> None:
         raise ValueError(message)
 
 
+class ExecutorKind(StrEnum):
+    local = "local"  # subprocesses on this machine (arrays throttled like Slurm's %N)
+    slurm = "slurm"  # sbatch through submitit
+    debug = "debug"  # in this process, for pdb
+
+
+@dataclass
+class ExecutorConfig:
+    """Where and how a stage's work runs (``jobs.make_executor``). Slurm fields map to sbatch flags."""
+
+    kind: ExecutorKind = ExecutorKind.local
+    job_name: str = "cxr"
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    time_min: int = 60
+    nodes: int = 1
+    tasks_per_node: int = 1
+    gpus_per_node: int = 0
+    cpus_per_task: int = 1
+    mem_gb: float | None = None
+    array_parallelism: int = 16  # at most this many array tasks run at once (sbatch --array=…%N)
+    max_array_size: int = 0  # items per array before splitting; 0 = the site's MaxArraySize (scontrol)
+    signal_delay_s: int = 120  # USR2 this long before the time limit: checkpoint, then requeue
+    max_num_timeout: int = 3  # requeues after time-outs before giving up (preemptions do not count)
+    setup: list[str] = field(default_factory=list)  # shell lines before the job, e.g. module load …
+    additional: dict[str, Any] = field(
+        default_factory=dict
+    )  # any other sbatch option, e.g. {constraint: a100}
+
+    def __post_init__(self) -> None:
+        for name in ("time_min", "nodes", "tasks_per_node", "cpus_per_task", "array_parallelism"):
+            _check(getattr(self, name) > 0, f"executor.{name} must be > 0")
+        _check(self.gpus_per_node >= 0 and self.max_array_size >= 0, "executor: counts must be >= 0")
+        _check(
+            self.signal_delay_s >= 0 and self.max_num_timeout >= 0,
+            "executor: delays and budgets must be >= 0",
+        )
+
+
 class BackendName(StrEnum):
     hf = "hf"
     vllm = "vllm"
@@ -114,4 +154,12 @@ class DemoConfig:
 
 
 # Stage name → schema, for `cxr config show STAGE` and configs/<stage>.yaml.
-STAGES: dict[str, type] = {"generate": GenerateConfig, "demo": DemoConfig}
+@dataclass
+class ProbeConfig:
+    """`cxr jobs probe`: check a cluster allocation — every task joins torch.distributed and all-reduces."""
+
+    folder: str = "runs/probe"
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+
+STAGES: dict[str, type] = {"generate": GenerateConfig, "demo": DemoConfig, "probe": ProbeConfig}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from cxr.cli.common import CONFIG, OVERRIDES, stage_config
+from cli.common import CONFIG, OVERRIDES, stage_config
 from cxr.config import STAGES, to_yaml
 from cxr.errors import UserError
 

@@ -11,8 +11,8 @@ import click
 import typer
 from rich.console import Console
 
-from cxr.cli import config_cmd, demo_cmd, generate_cmd, model_cmd
-from cxr.cli.common import STATE
+from cli import config_cmd, demo_cmd, generate_cmd, model_cmd
+from cli.common import STATE
 from cxr.errors import UserError
 
 app = typer.Typer(

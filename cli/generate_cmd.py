@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from cxr.cli.common import CONFIG, OVERRIDES, stage_config
+from cli.common import CONFIG, OVERRIDES, stage_config
 from cxr.config import GenerateConfig
 
 EPILOG = (
@@ -40,7 +40,7 @@ def generate(
     overrides: list[str] | None = OVERRIDES,
 ) -> None:
     """Ask a grounded question about each image; print the parsed reasoning, boxes and answer."""
-    from cxr.cli.tables import generations_table
+    from cli.tables import generations_table
     from cxr.config import RunRecord
     from cxr.inference import Request, make_backend
 

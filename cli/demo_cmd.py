@@ -13,7 +13,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 
-from cxr.cli.common import CONFIG, OVERRIDES, stage_config
+from cli.common import CONFIG, OVERRIDES, stage_config
 from cxr.config import DemoConfig
 
 EPILOG = "Example: cxr demo --workdir runs/demo generate.sampling.max_new_tokens=32 'backends=[hf]'"
@@ -27,8 +27,8 @@ def demo(
     overrides: list[str] | None = OVERRIDES,
 ) -> None:
     """Build the tiny model, run one grounded prompt on a synthetic image through both backends."""
-    from cxr.cli.generate_cmd import write_rows
-    from cxr.cli.tables import generations_table
+    from cli.generate_cmd import write_rows
+    from cli.tables import generations_table
     from cxr.config import RunRecord
     from cxr.data.synthetic import synthetic_cxr
     from cxr.inference import Request, make_backend
