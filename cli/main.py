@@ -11,7 +11,7 @@ import click
 import typer
 from rich.console import Console
 
-from cli import config_cmd, demo_cmd, generate_cmd, model_cmd
+from cli import config_cmd, demo_cmd, generate_cmd, jobs_cmd, model_cmd
 from cli.common import STATE
 from cxr.errors import UserError
 
@@ -39,6 +39,7 @@ def _root(
 
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(jobs_cmd.app, name="jobs")
 app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)
 

@@ -74,14 +74,27 @@ class ChainRun:
                 break
         return self.report()
 
-    def _cancel_rest(self, start: int) -> None:
-        """Children of a failed link: cancel any that Slurm left pending (no kill_invalid_depend)."""
-        for sub in self.subs[start:]:
-            if sub is None or sub.group.kind != ExecutorKind.slurm:
-                continue
-            pending = [j for j, s in sub.states().items() if s == "PENDING"]
-            if pending and any("DependencyNeverSatisfied" in sub.slurm.pending_reason(j) for j in pending):
-                sub.slurm.cancel(pending)
+    def _cancel_rest(self, start: int, timeout_s: float = 120) -> None:
+        """Children of a failed link end CANCELLED: Slurm does it at its next scheduling pass with
+        kill_invalid_depend; without it they would pend forever, so cancel those ourselves."""
+        import time
+
+        rest = [s for s in self.subs[start:] if s is not None and s.group.kind == ExecutorKind.slurm]
+        end = time.monotonic() + timeout_s
+        while rest and time.monotonic() < end:
+            open_subs = []
+            for sub in rest:
+                states = sub.states()
+                pending = [j for j, s in states.items() if s == "PENDING"]
+                if pending and any(
+                    "DependencyNeverSatisfied" in sub.slurm.pending_reason(j) for j in pending
+                ):
+                    sub.slurm.cancel(pending)
+                if any(s not in TERMINAL for s in states.values()):
+                    open_subs.append(sub)
+            rest = open_subs
+            if rest:
+                time.sleep(1.0)
 
 
 def submit_chain(links: Sequence[Link], *, cfg: ExecutorConfig, run_dir: str | Path) -> ChainRun:

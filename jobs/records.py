@@ -24,6 +24,7 @@ class JobGroup:
     job_ids: list[str]
     submitted_at: float = field(default_factory=time.time)
     dependency: str | None = None
+    executor: dict | None = None  # the ExecutorConfig it ran with, for reruns from another shell
 
 
 def load_groups(run_dir: str | Path) -> list[JobGroup]:

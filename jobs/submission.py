@@ -16,6 +16,7 @@ from typing import Any
 
 from submitit.core.utils import DelayedSubmission, JobPaths
 
+from cxr.config.load import to_container
 from cxr.config.schema import ExecutorConfig, ExecutorKind
 from jobs.executor import make_executor
 from jobs.records import RECORD, JobGroup, add_group, load_groups
@@ -66,6 +67,8 @@ def group_states(group: JobGroup, slurm: SlurmStates | None = None) -> dict[str,
         marker = result_marker(group.folder, jid)
         if marker:
             out[jid] = marker
+        elif (Path(group.folder) / f"{jid}.cancelled").exists():
+            out[jid] = "CANCELLED"
         elif group.kind == ExecutorKind.local:
             out[jid] = "RUNNING" if _pid_alive(jid) else "KILLED"
         else:
@@ -191,6 +194,7 @@ def _submit_delayed(
         folder=str(folder),
         job_ids=[str(j.job_id) for j in jobs],
         dependency=dependency,
+        executor=to_container(cfg),
     )
     add_group(run_dir, group)
     return Submitted(run_dir, group, jobs)
