@@ -38,11 +38,16 @@ def load_groups(run_dir: str | Path) -> list[JobGroup]:
 
 
 def add_group(run_dir: str | Path, group: JobGroup) -> None:
+    """Append a submission to RUN/jobs.json (locked: a sweep may submit from several processes)."""
+    import fcntl
+
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     p = run_dir / RECORD
-    groups = [asdict(g) for g in load_groups(run_dir)] if p.is_file() else []
-    groups.append(asdict(group))
-    tmp = p.with_name(f".{RECORD}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({"groups": groups}, indent=2))
-    os.replace(tmp, p)
+    with (run_dir / f".{RECORD}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        groups = [asdict(g) for g in load_groups(run_dir)] if p.is_file() else []
+        groups.append(asdict(group))
+        tmp = p.with_name(f".{RECORD}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"groups": groups}, indent=2))
+        os.replace(tmp, p)
