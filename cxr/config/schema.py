@@ -162,4 +162,36 @@ class ProbeConfig:
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)
 
 
-STAGES: dict[str, type] = {"generate": GenerateConfig, "demo": DemoConfig, "probe": ProbeConfig}
+@dataclass
+class PreprocessConfig:
+    """`cxr preprocess ARCHIVE SHARDS`: DICOM archive → de-identified HDF5 shards (see preprocessing/)."""
+
+    archive: str = ""
+    shards: str = ""
+    size: int = 512  # longest side of the stored image; aspect kept, padded to a square
+    dtype: str = "uint8"  # uint8 | uint16
+    studies_per_shard: int = 200
+    shards_per_task: int = 1  # array tasks = shards / this
+    j2k_reduce: int = 0  # decode J2K at 1/2**n resolution (wavelet LL band; one filter per run, recorded)
+    date_mode: str = "shift"  # shift (per patient, intervals kept) | year
+    key: str = secret_field("env:CXR_DEID_KEY")  # the site's pseudonym key: env:NAME or file:PATH
+    compression_level: int = 3  # Blosc zstd level
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.size >= 64, "size must be >= 64")
+        _check(self.dtype in ("uint8", "uint16"), "dtype must be uint8 or uint16")
+        _check(
+            self.studies_per_shard > 0 and self.shards_per_task > 0,
+            "studies_per_shard and shards_per_task must be > 0",
+        )
+        _check(0 <= self.j2k_reduce <= 5, "j2k_reduce must be in 0..5")
+        _check(self.date_mode in ("shift", "year"), "date_mode must be shift or year")
+
+
+STAGES: dict[str, type] = {
+    "generate": GenerateConfig,
+    "demo": DemoConfig,
+    "probe": ProbeConfig,
+    "preprocess": PreprocessConfig,
+}

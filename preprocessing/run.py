@@ -1,0 +1,156 @@
+"""``cxr preprocess``: discovery and plan here, one array task per group of shards through ``jobs/``,
+then the tables merged. Reruns skip finished shards; ``kill -9`` anywhere, then rerun, gives the
+same result as an uninterrupted run.
+
+Layout of SHARDS (DESIGN.md): ``shard-*.h5``, ``index.parquet``, ``manifest.parquet``, ``plan.parquet``,
+``parts/`` (per-shard tables), ``private/`` (mode 0700: source paths, job pickles and logs — the only
+place where anything from the archive's paths or the hospital's identifiers may be).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections import Counter
+from pathlib import Path
+
+import pandas as pd
+
+from cxr.config.load import resolve_secret
+from cxr.config.schema import PreprocessConfig
+from cxr.errors import UserError
+from preprocessing.deid import Pseudonymizer
+from preprocessing.discover import classify, extend_plan, walk
+from preprocessing.shards import MANIFEST_COLUMNS, _atomic_parquet, is_done, shard_name, write_shard
+
+
+def pseudonymizer(cfg: PreprocessConfig) -> Pseudonymizer:
+    key = resolve_secret(cfg.key, "preprocess.key").encode()
+    if len(key) < 16:
+        raise UserError("'preprocess.key': the de-identification key must be at least 16 bytes")
+    return Pseudonymizer(key, date_mode=cfg.date_mode)
+
+
+def private_dir(shards: Path) -> Path:
+    d = shards / "private"
+    d.mkdir(parents=True, exist_ok=True)
+    os.chmod(d, 0o700)
+    return d
+
+
+def process_shards(shards: str, shard_ids: list[int], cfg: PreprocessConfig) -> list[dict]:
+    """One array task: write the listed shards that are not finished yet."""
+    shards_p = Path(shards)
+    files = pd.read_parquet(shards_p / "private" / "files.parquet")
+    plan = pd.read_parquet(shards_p / "plan.parquet")
+    out = []
+    for shard in shard_ids:
+        if is_done(shards_p, shard):
+            continue
+        studies = set(plan.loc[plan["shard"] == shard, "study_id"])
+        mine = files[files["study_id"].isin(studies)]
+        out.append(
+            write_shard(
+                shards_p,
+                shard,
+                mine,
+                Path(cfg.archive),
+                size=cfg.size,
+                dtype=cfg.dtype,
+                j2k_reduce=cfg.j2k_reduce,
+                compression_level=cfg.compression_level,
+            )
+        )
+    return out
+
+
+def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -> pd.DataFrame:
+    """Scan headers, write private/files.parquet (candidates with their source paths) and the plan;
+    returns the manifest rows of files that never reach a shard."""
+    archive = Path(cfg.archive)
+    rels = walk(archive)
+    t0, found = time.perf_counter(), []
+    for i, rel in enumerate(rels, 1):
+        found.append(classify(archive, rel, p))
+        if i % 500 == 0 or i == len(rels):
+            rate = i / max(time.perf_counter() - t0, 1e-9)
+            log(f"discovery: {i}/{len(rels)} files, {rate:.0f} files/s, ETA {(len(rels) - i) / rate:.0f} s")
+    seen: set[str] = set()
+    cands, early = [], []
+    for f in found:
+        if f.status != "candidate":
+            early.append({"file_id": f.file_id, "status": f.status, "reason": f.reason})
+        elif f.attrs["image_id"] in seen:
+            early.append({"file_id": f.file_id, "status": "skipped", "reason": "duplicate SOPInstanceUID"})
+        else:
+            seen.add(f.attrs["image_id"])
+            cands.append({"file_id": f.file_id, "rel": f.rel, **f.attrs})
+    files = pd.DataFrame(cands)
+    priv = private_dir(shards)
+    _atomic_parquet(files, priv / "files.parquet")
+    old = pd.read_parquet(shards / "plan.parquet") if (shards / "plan.parquet").is_file() else None
+    plan = extend_plan(old, list(files["study_id"]) if len(files) else [], cfg.studies_per_shard)
+    _atomic_parquet(plan, shards / "plan.parquet")
+    return pd.DataFrame(early, columns=["file_id", "status", "reason"])
+
+
+def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    plan = pd.read_parquet(shards / "plan.parquet")
+    idx, man = [], [early.assign(image_id=None, shard=-1, index=-1)[MANIFEST_COLUMNS]]
+    for shard in sorted(set(plan["shard"])):
+        parts = shards / "parts"
+        idx.append(pd.read_parquet(parts / f"{shard_name(shard)}.index.parquet"))
+        man.append(pd.read_parquet(parts / f"{shard_name(shard)}.manifest.parquet"))
+    index = pd.concat(idx, ignore_index=True).sort_values(["shard", "index"]).reset_index(drop=True)
+    manifest = pd.concat(man, ignore_index=True).sort_values("file_id").reset_index(drop=True)
+    _atomic_parquet(index, shards / "index.parquet")
+    _atomic_parquet(manifest, shards / "manifest.parquet")
+    return index, manifest
+
+
+def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
+    from jobs.submission import map_array
+
+    archive, shards = Path(cfg.archive), Path(cfg.shards)
+    if not archive.is_dir():
+        raise UserError(f"archive folder {archive} does not exist")
+    shards.mkdir(parents=True, exist_ok=True)
+    p = pseudonymizer(cfg)
+    early = discover(cfg, shards, p, log)
+    plan = pd.read_parquet(shards / "plan.parquet")
+    todo = sorted(s for s in set(plan["shard"]) if not is_done(shards, s))
+    log(f"plan: {plan['shard'].nunique()} shard(s), {len(todo)} to write")
+    if todo:
+        groups = [todo[i : i + cfg.shards_per_task] for i in range(0, len(todo), cfg.shards_per_task)]
+        # job pickles carry the archive path and logs may too: they live in private/
+        import functools
+
+        sub = map_array(
+            functools.partial(process_shards, str(shards), cfg=cfg),
+            groups,
+            cfg=cfg.executor,
+            run_dir=private_dir(shards),
+            name="preprocess",
+        )
+        t0 = time.perf_counter()
+        states = sub.wait()
+        bad = [o for o in sub.outcomes() if not o.ok]
+        if bad:
+            raise UserError(
+                f"{len(bad)} preprocessing task(s) failed ({', '.join(sorted({o.state for o in bad}))}); "
+                f"logs in {shards / 'private' / 'jobs'}; rerun the same command to redo only those shards"
+            )
+        log(f"tasks: {len(states)} done in {time.perf_counter() - t0:.1f} s")
+    _, manifest = merge_tables(shards, early)
+    return manifest
+
+
+def summary(manifest: pd.DataFrame) -> list[str]:
+    lines = [
+        f"{len(manifest)} files: "
+        + ", ".join(f"{n} {s}" for s, n in sorted(Counter(manifest["status"]).items()))
+    ]
+    for status in ("rejected", "skipped"):
+        for reason, n in Counter(manifest.loc[manifest["status"] == status, "reason"]).most_common():
+            lines.append(f"  {status}: {n} × {reason}")
+    return lines

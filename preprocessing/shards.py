@@ -1,0 +1,180 @@
+"""Write one shard: decode, normalise, letterbox-resize, store; tables beside it. Atomic.
+
+A shard is committed by renaming ``shard-NNNNN.h5`` into place *after* its two part tables
+(``parts/shard-NNNNN.index.parquet``, ``…manifest.parquet``) are in place, so "the .h5 exists" means
+"this shard is complete". Leftover temporary files are from a killed task and are redone. The
+content depends only on the inputs (files sorted by pseudonym, no timestamps in HDF5), so a rerun
+after ``kill -9`` gives byte-identical image arrays and identical tables.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from cxr.format.boxes import letterbox_record
+from preprocessing.decode import Rejected, decode, read
+
+
+def shard_name(shard: int) -> str:
+    return f"shard-{shard:05d}"
+
+
+def is_done(shards: Path, shard: int) -> bool:
+    return (shards / f"{shard_name(shard)}.h5").is_file()
+
+
+def to_stored(img: np.ndarray, size: int, orig_w: int, orig_h: int, dtype: str):
+    """Letterbox an image (float [0,1]) into size×size; returns (array, ResizeRecord)."""
+    import cv2
+
+    rec = letterbox_record(orig_w, orig_h, size)
+    small = cv2.resize(img, (rec.content_w, rec.content_h), interpolation=cv2.INTER_AREA)  # antialiased
+    out = np.zeros((size, size), np.float32)
+    out[rec.pad_top : rec.pad_top + rec.content_h, rec.pad_left : rec.pad_left + rec.content_w] = np.clip(
+        small, 0, 1
+    )
+    maxv = 255 if dtype == "uint8" else 65535
+    return np.round(out * maxv).astype(dtype), rec
+
+
+def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    df.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def write_shard(
+    shards: Path,
+    shard: int,
+    files: pd.DataFrame,
+    archive: Path,
+    *,
+    size: int,
+    dtype: str,
+    j2k_reduce: int,
+    compression_level: int,
+    log=print,
+) -> dict:
+    """``files``: this shard's candidates (file_id, rel, study_id, image_id and safe attributes)."""
+    import h5py
+    import hdf5plugin
+
+    name = shard_name(shard)
+    for stale in shards.glob(f".{name}.h5.tmp*"):
+        stale.unlink()  # a killed earlier attempt
+    files = files.sort_values(["study_id", "image_id", "file_id"]).reset_index(drop=True)
+    tmp = shards / f".{name}.h5.tmp{os.getpid()}"
+    index_rows, manifest_rows = [], []
+    t0, n_ok = time.perf_counter(), 0
+    with h5py.File(tmp, "w", track_order=False) as h5:
+        ds = h5.create_dataset(
+            "images",
+            shape=(0, size, size),
+            maxshape=(None, size, size),
+            dtype=dtype,
+            chunks=(1, size, size),
+            track_times=False,
+            **hdf5plugin.Blosc(cname="zstd", clevel=compression_level, shuffle=hdf5plugin.Blosc.BITSHUFFLE),
+        )
+        for row in files.itertuples(index=False):
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    dec = decode(read(archive / row.rel), j2k_reduce=j2k_reduce)
+                arr, rec = to_stored(dec.image, size, dec.orig_w, dec.orig_h, dtype)
+            except Rejected as e:
+                manifest_rows.append(
+                    {
+                        "file_id": row.file_id,
+                        "status": "rejected",
+                        "reason": str(e),
+                        "image_id": row.image_id,
+                        "shard": shard,
+                        "index": -1,
+                    }
+                )
+                continue
+            ds.resize(n_ok + 1, axis=0)
+            ds[n_ok] = arr
+            index_rows.append(
+                {
+                    "image_id": row.image_id,
+                    "study_id": row.study_id,
+                    "patient_id": row.patient_id,
+                    "shard": shard,
+                    "index": n_ok,
+                    "view": row.view,
+                    "modality": row.modality,
+                    "sex": row.sex,
+                    "age_band": row.age_band,
+                    "study_date": row.study_date,
+                    "pixel_spacing_mm": row.pixel_spacing_mm,
+                    "orig_w": dec.orig_w,
+                    "orig_h": dec.orig_h,
+                    "content_w": rec.content_w,
+                    "content_h": rec.content_h,
+                    "pad_left": rec.pad_left,
+                    "pad_top": rec.pad_top,
+                    "pad_right": rec.pad_right,
+                    "pad_bottom": rec.pad_bottom,
+                    "size": size,
+                    "dtype": dtype,
+                    "decode_path": dec.decode_path,
+                }
+            )
+            manifest_rows.append(
+                {
+                    "file_id": row.file_id,
+                    "status": "ok",
+                    "reason": "",
+                    "image_id": row.image_id,
+                    "shard": shard,
+                    "index": n_ok,
+                }
+            )
+            n_ok += 1
+            if n_ok % 50 == 0:
+                rate = n_ok / (time.perf_counter() - t0)
+                log(f"{name}: {n_ok}/{len(files)} images, {rate:.1f} img/s")
+        h5.attrs["format"] = "cxr-harness shard v1"
+    parts = shards / "parts"
+    parts.mkdir(exist_ok=True)
+    _atomic_parquet(pd.DataFrame(index_rows, columns=INDEX_COLUMNS), parts / f"{name}.index.parquet")
+    _atomic_parquet(pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS), parts / f"{name}.manifest.parquet")
+    os.replace(tmp, shards / f"{name}.h5")  # the commit
+    dt = time.perf_counter() - t0
+    log(f"{name}: done, {n_ok} ok, {len(files) - n_ok} rejected, {len(files) / max(dt, 1e-9):.1f} files/s")
+    return {"shard": shard, "ok": n_ok, "rejected": len(files) - n_ok, "seconds": dt}
+
+
+INDEX_COLUMNS = [
+    "image_id",
+    "study_id",
+    "patient_id",
+    "shard",
+    "index",
+    "view",
+    "modality",
+    "sex",
+    "age_band",
+    "study_date",
+    "pixel_spacing_mm",
+    "orig_w",
+    "orig_h",
+    "content_w",
+    "content_h",
+    "pad_left",
+    "pad_top",
+    "pad_right",
+    "pad_bottom",
+    "size",
+    "dtype",
+    "decode_path",
+]
+MANIFEST_COLUMNS = ["file_id", "status", "reason", "image_id", "shard", "index"]
