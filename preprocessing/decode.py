@@ -34,14 +34,24 @@ class Decoded:
 
 
 def _reduced_j2k(ds: Dataset, reduce: int) -> np.ndarray:
-    """Decode only the wavelet's lower-resolution levels (Pillow/OpenJPEG ``reduce``)."""
-    from PIL import Image
+    """Decode only the wavelet's lower-resolution levels (OpenJPEG's ``reduce``, through Pillow).
+
+    Pillow's own ``im.reduce = n`` rounds the output size to nearest where OpenJPEG rounds up, and
+    fails ("broken data stream") on sides not divisible by 2**n; so the tile is set up here with
+    OpenJPEG's ceiling sizes (Pillow is pinned; tests/preprocessing cover this).
+    """
+    from PIL import Image, ImageFile
     from pydicom.encaps import generate_frames
 
     frame = next(generate_frames(ds.PixelData, number_of_frames=1))
     im = Image.open(io.BytesIO(frame))
-    im.reduce = reduce
-    im.load()
+    power = 1 << reduce
+    w, h = -(-im.size[0] // power), -(-im.size[1] // power)
+    t = im.tile[0]
+    im._reduce = reduce
+    im._size = (w, h)
+    im.tile = [ImageFile._Tile(t[0], (0, 0, w, h), t[2], (t[3][0], reduce, im.layers, t[3][3], t[3][4]))]
+    ImageFile.ImageFile.load(im)
     return np.asarray(im)
 
 

@@ -81,6 +81,7 @@ def safe_attributes(ds: Dataset, p: Pseudonymizer) -> dict:
         "patient_id": patient,
         "study_id": p.pseudonym("study", str(ds.get("StudyInstanceUID", ""))),
         "image_id": p.pseudonym("image", str(ds.get("SOPInstanceUID", ""))),
+        "accession_id": p.pseudonym("accession", str(ds.get("AccessionNumber", "")).strip()),
         "modality": str(ds.get("Modality", "")).upper(),
         "view": VIEWS.get(str(ds.get("ViewPosition", "")).strip().upper(), "UNKNOWN"),
         "sex": sex if sex in ("F", "M", "O") else None,

@@ -3,6 +3,7 @@ then the tables merged. Reruns skip finished shards; ``kill -9`` anywhere, then 
 same result as an uninterrupted run.
 
 Layout of SHARDS (DESIGN.md): ``shard-*.h5``, ``index.parquet``, ``manifest.parquet``, ``plan.parquet``,
+``records.parquet`` (RIS findings/labels/boxes by accession pseudonym, when given),
 ``parts/`` (per-shard tables), ``private/`` (mode 0700: source paths, job pickles and logs — the only
 place where anything from the archive's paths or the hospital's identifiers may be).
 """
@@ -142,6 +143,10 @@ def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
             )
         log(f"tasks: {len(states)} done in {time.perf_counter() - t0:.1f} s")
     _, manifest = merge_tables(shards, early)
+    if cfg.ris:
+        from preprocessing.ris import load_ris
+
+        _atomic_parquet(load_ris(cfg.ris, p), shards / "records.parquet")
     return manifest
 
 

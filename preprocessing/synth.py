@@ -215,7 +215,7 @@ def _write(ds: Dataset, path: Path, syntax: str) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             src = Path(tmp) / "in.dcm"
             ds.save_as(src, enforce_file_format=True)
-            flags = ["+e1"] if syntax == "jpeg-lossless" else ["+eb", "+sr"]
+            flags = ["+un"] + (["+e1"] if syntax == "jpeg-lossless" else ["+eb", "+sr"])  # +un: keep UIDs
             subprocess.run([exe, *flags, str(src), str(path)], check=True, capture_output=True)
     return syntax
 
@@ -275,6 +275,7 @@ def synth_archive(root: str | Path, spec: SynthSpec) -> dict:
     truth: dict = {"seed": spec.seed, "files": {}, "canaries": [], "notes": []}
     ris_rows = []
     n_bad_target = int(round(spec.studies * spec.bad_share))
+    n_good = 0  # good files so far: syntaxes cycle over them, so every syntax appears once there are enough
     for i in range(spec.studies):
         patient = {
             "name": f"{canary('NAME', i)}^DOE",
@@ -298,7 +299,7 @@ def synth_archive(root: str | Path, spec: SynthSpec) -> dict:
         for k, view in enumerate(views):
             side = int(rng.integers(spec.min_size, spec.max_size + 1))
             w, h = (int(side * 0.85), side) if view != "LL" else (int(side * 0.8), side)
-            syntax = spec.syntaxes[(i + k) % len(spec.syntaxes)]
+            syntax = spec.syntaxes[n_good % len(spec.syntaxes)]
             bits = 8 if syntax == "jpeg-baseline" else int(prng.choice([12, 14, 16]))
             mono1 = prng.random() < 0.4
             modality = prng.choice(["CR", "DX"])
@@ -325,6 +326,7 @@ def synth_archive(root: str | Path, spec: SynthSpec) -> dict:
                 truth["files"][rel] = {"bad": kind}
                 continue
             written = _write(ds, path, syntax)
+            n_good += 1
             truth["files"][rel] = {
                 "syntax": written,
                 "bits": bits,
@@ -339,12 +341,8 @@ def synth_archive(root: str | Path, spec: SynthSpec) -> dict:
         for name, _ in labels:
             if prng.random() < 0.6:
                 x1, y1 = prng.randint(0, w // 2), prng.randint(0, h // 2)
-                boxes.append(
-                    {
-                        "label": name,
-                        "box": [x1, y1, x1 + prng.randint(40, w // 3), y1 + prng.randint(40, h // 3)],
-                    }
-                )
+                bw, bh = prng.randint(16, max(17, w // 3)), prng.randint(16, max(17, h // 3))
+                boxes.append({"label": name, "box": [x1, y1, x1 + bw, y1 + bh]})
         text = "; ".join(t for _, t in labels) or "no acute cardiopulmonary abnormality"
         ris_rows.append(
             {

@@ -52,18 +52,34 @@ def _slurm_up() -> bool:
 @pytest.fixture(scope="session")
 def slurm_cluster():
     """The real Slurm testbed (tools/slurm-testbed). Started here if this is root and it is down.
-    Skips where it cannot run, unless CXR_REQUIRE_SLURM=1 (make test as root, CI): then it fails."""
+    Skips where it cannot run, unless CXR_REQUIRE_SYSTEM=1 (make test as root, CI): then it fails."""
     import subprocess
 
     if not _slurm_up() and os.geteuid() == 0:
         subprocess.run([os.path.join(REPO, "tools", "slurm-testbed"), "start"], check=False, timeout=600)
     if not _slurm_up():
-        if os.environ.get("CXR_REQUIRE_SLURM") == "1":
+        if os.environ.get("CXR_REQUIRE_SYSTEM") == "1":
             pytest.fail(
                 "the Slurm testbed is not up (tools/slurm-testbed start; logs in /var/lib/cxr-slurm-testbed/log)"
             )
         pytest.skip("no Slurm cluster (run tools/slurm-testbed start as root)")
     return True
+
+
+def require_tool(name: str) -> str:
+    """A system tool a test needs (tools/system-deps installs them); fail instead of skip when required."""
+    exe = shutil.which(name)
+    if exe is None:
+        if os.environ.get("CXR_REQUIRE_SYSTEM") == "1":
+            pytest.fail(f"{name} is not installed (tools/system-deps)")
+        pytest.skip(f"{name} is not installed (tools/system-deps)")
+    return exe
+
+
+@pytest.fixture(scope="session")
+def deid_key():
+    os.environ["CXR_DEID_KEY"] = "test-site-key-0123456789"
+    return "env:CXR_DEID_KEY"
 
 
 @pytest.fixture
