@@ -23,14 +23,24 @@ def load_ris(path: str | Path, p: Pseudonymizer) -> pd.DataFrame:
     if not path.is_file():
         raise UserError(f"RIS export {path} does not exist")
     try:
-        df = pd.read_json(path, lines=True) if path.suffix in (".json", ".jsonl") else pd.read_csv(path, dtype=str)
+        df = (
+            pd.read_json(path, lines=True)
+            if path.suffix in (".json", ".jsonl")
+            else pd.read_csv(path, dtype=str)
+        )
     except ValueError as e:
-        raise UserError(f"{path}: cannot be read as {'JSON lines' if path.suffix != '.csv' else 'CSV'} ({type(e).__name__})") from None
+        raise UserError(
+            f"{path}: cannot be read as {'JSON lines' if path.suffix != '.csv' else 'CSV'} ({type(e).__name__})"
+        ) from None
     if "accession_number" not in df.columns:
         raise UserError(f"{path}: no 'accession_number' column (found: {', '.join(map(str, df.columns))})")
-    out = pd.DataFrame({"accession_id": [p.pseudonym("accession", str(a).strip()) for a in df["accession_number"]]})
+    out = pd.DataFrame(
+        {"accession_id": [p.pseudonym("accession", str(a).strip()) for a in df["accession_number"]]}
+    )
     for col in KEEP:
         out[col] = df[col].fillna("") if col in df.columns else ""
     out["labels"] = [[x for x in str(v).split("|") if x] for v in out["labels"]]
-    out["boxes"] = [json.dumps(json.loads(v)) if isinstance(v, str) and v.strip() else "[]" for v in out["boxes"]]
+    out["boxes"] = [
+        json.dumps(json.loads(v)) if isinstance(v, str) and v.strip() else "[]" for v in out["boxes"]
+    ]
     return out.drop_duplicates("accession_id").sort_values("accession_id").reset_index(drop=True)

@@ -106,7 +106,8 @@ def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     manifest = pd.concat(man, ignore_index=True).sort_values("file_id").reset_index(drop=True)
     _atomic_parquet(index, shards / "index.parquet")
     _atomic_parquet(manifest, shards / "manifest.parquet")
-    return index, manifest
+    # read back: what callers get is exactly what is on disk (dtypes included)
+    return pd.read_parquet(shards / "index.parquet"), pd.read_parquet(shards / "manifest.parquet")
 
 
 def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:

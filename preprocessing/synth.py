@@ -202,10 +202,10 @@ def _write(ds: Dataset, path: Path, syntax: str) -> str:
         ds.file_meta.TransferSyntaxUID = uid
         ds.save_as(path, enforce_file_format=True, implicit_vr=syntax == "implicit", little_endian=True)
     elif syntax in ("rle", "jpeg-ls", "j2k-lossless"):
-        ds.compress(uid, encoding_plugin="pylibjpeg" if syntax == "rle" else "")
+        ds.compress(uid, encoding_plugin="pylibjpeg" if syntax == "rle" else "", generate_instance_uid=False)
         ds.save_as(path, enforce_file_format=True)
     elif syntax == "j2k-lossy":
-        ds.compress(uid, j2k_cr=[15], encoding_plugin="pylibjpeg")
+        ds.compress(uid, j2k_cr=[15], encoding_plugin="pylibjpeg", generate_instance_uid=False)
         ds.save_as(path, enforce_file_format=True)
     else:  # dcmtk: JPEG lossless SV1 / baseline
         exe = shutil.which("dcmcjpeg")

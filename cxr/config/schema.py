@@ -168,7 +168,9 @@ class PreprocessConfig:
 
     archive: str = ""
     shards: str = ""
-    ris: str = ""  # optional RIS export (CSV / JSON lines) → SHARDS/records.parquet, joined by accession pseudonym
+    ris: str = (
+        ""  # optional RIS export (CSV / JSON lines) → SHARDS/records.parquet, joined by accession pseudonym
+    )
     size: int = 512  # longest side of the stored image; aspect kept, padded to a square
     dtype: str = "uint8"  # uint8 | uint16
     studies_per_shard: int = 200

@@ -10,14 +10,20 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from tests.conftest import require_tool
 
 from preprocessing.decode import decode, read
+from tests.conftest import require_tool
 
 DECODER = {  # syntax → how the oracle turns the file into uncompressed explicit little endian
-    "explicit": ["dcmconv", "+te"], "implicit": ["dcmconv", "+te"], "deflate": ["dcmconv", "+te"],
-    "rle": ["dcmdrle"], "jpeg-lossless": ["dcmdjpeg"], "jpeg-baseline": ["dcmdjpeg"],
-    "jpeg-ls": ["dcmdjpls"], "j2k-lossless": ["gdcmconv", "--raw"], "j2k-lossy": ["gdcmconv", "--raw"],
+    "explicit": ["dcmconv", "+te"],
+    "implicit": ["dcmconv", "+te"],
+    "deflate": ["dcmconv", "+te"],
+    "rle": ["dcmdrle"],
+    "jpeg-lossless": ["dcmdjpeg"],
+    "jpeg-baseline": ["dcmdjpeg"],
+    "jpeg-ls": ["dcmdjpls"],
+    "j2k-lossless": ["gdcmconv", "--raw"],
+    "j2k-lossy": ["gdcmconv", "--raw"],
 }
 
 
@@ -43,8 +49,11 @@ def test_pixels_equal_the_oracle(archive, syntax, tmp_path):
             assert np.array_equal(ours, theirs), f"{syntax}: {np.count_nonzero(ours != theirs)} pixels differ"
 
 
-@pytest.mark.parametrize("encoder", [["dcmcjpls", "+el"], ["dcmcrle"], ["dcmcjpeg", "+e1", "+un"], ["gdcmconv", "--j2k"]],
-                         ids=lambda c: c[0])
+@pytest.mark.parametrize(
+    "encoder",
+    [["dcmcjpls", "+el"], ["dcmcrle"], ["dcmcjpeg", "+e1", "+un"], ["gdcmconv", "--j2k"]],
+    ids=lambda c: c[0],
+)
 def test_files_encoded_by_dcmtk_and_gdcm_decode_exactly(archive, encoder, tmp_path):
     root, truth = archive
     rel = next(r for r, v in sorted(truth["files"].items()) if v.get("syntax") == "explicit")
@@ -52,7 +61,9 @@ def test_files_encoded_by_dcmtk_and_gdcm_decode_exactly(archive, encoder, tmp_pa
     require_tool(encoder[0])
     enc = tmp_path / "enc.dcm"
     subprocess.run([*encoder, str(src), str(enc)], check=True, capture_output=True)
-    assert pydicom.dcmread(enc).file_meta.TransferSyntaxUID != pydicom.dcmread(src).file_meta.TransferSyntaxUID
+    assert (
+        pydicom.dcmread(enc).file_meta.TransferSyntaxUID != pydicom.dcmread(src).file_meta.TransferSyntaxUID
+    )
     assert np.array_equal(read(enc).pixel_array, read(src).pixel_array)
     assert np.array_equal(decode(read(enc)).image, decode(read(src)).image)
 
@@ -92,7 +103,11 @@ def test_reduced_resolution_j2k_decode_is_recorded():
     from pydicom.data import get_testdata_file
 
     d = decode(read(get_testdata_file("RG1_J2KR.dcm")), j2k_reduce=2)
-    assert d.decode_path == "j2k-reduce-2" and d.image.shape == (489, 461) and (d.orig_w, d.orig_h) == (1841, 1955)
+    assert (
+        d.decode_path == "j2k-reduce-2"
+        and d.image.shape == (489, 461)
+        and (d.orig_w, d.orig_h) == (1841, 1955)
+    )
 
 
 def test_oracle_tools_exist_where_required():

@@ -1,0 +1,224 @@
+"""`cxr preprocess` end to end: every file accounted for, no PHI outside private/, atomic and
+resumable after kill -9, stable shards when the archive grows, the same result on Slurm."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import h5py
+import hdf5plugin  # noqa: F401
+import numpy as np
+import pandas as pd
+import pytest
+
+from cxr.data.shards import ShardDataset
+from preprocessing.deid import Pseudonymizer
+from preprocessing.discover import walk
+from preprocessing.run import preprocess
+
+from .conftest import preprocess_cfg
+
+EXPECTED_BAD = {  # kind → statuses it may end in (bit-rot and a wrong offset table can decode cleanly)
+    "truncated": {"rejected"},
+    "no-pixels": {"rejected"},
+    "not-dicom": {"rejected"},
+    "multiframe": {"rejected"},
+    "unsupported-syntax": {"rejected"},
+    "ct": {"skipped"},
+    "bitrot": {"rejected", "ok"},
+    "bad-offset-table": {"rejected", "ok"},
+}
+
+
+def file_ids(archive_root: Path) -> dict[str, str]:
+    p = Pseudonymizer(os.environ["CXR_DEID_KEY"].encode())
+    return {rel: p.pseudonym("file", rel) for rel in walk(archive_root / "dicom")}
+
+
+def test_every_file_is_accounted_for(archive, shards):
+    root, truth = archive
+    out, manifest = shards
+    ids = file_ids(root)
+    assert sorted(manifest["file_id"]) == sorted(ids.values())  # 100 %, each once
+    assert set(manifest["status"]) <= {"ok", "rejected", "skipped"}
+    assert (manifest.loc[manifest["status"] != "ok", "reason"].str.len() > 5).all()
+    by_id = manifest.set_index("file_id")
+    for rel, info in truth["files"].items():
+        status = by_id.loc[ids[rel], "status"]
+        if "bad" in info:
+            assert status in EXPECTED_BAD[info["bad"]], (info["bad"], status, by_id.loc[ids[rel], "reason"])
+        else:
+            assert status == "ok", by_id.loc[ids[rel], "reason"]
+    stored = pd.read_parquet(out / "manifest.parquet")
+    pd.testing.assert_frame_equal(stored, manifest)
+
+
+def test_index_dataset_and_records(archive, shards):
+    out, manifest = shards
+    index = pd.read_parquet(out / "index.parquet")
+    assert len(index) == (manifest["status"] == "ok").sum()
+    records = pd.read_parquet(out / "records.parquet")
+    ds = ShardDataset(out, records=records, on="accession_id")
+    item = ds[len(ds) - 1]
+    assert item["image"].shape == (128, 128) and item["image"].dtype == np.uint8
+    assert item["findings"].startswith("FINDINGS:")
+    rec = item["resize"]
+    assert rec.input_w == rec.input_h == 128 and (rec.orig_w, rec.orig_h) == (item["orig_w"], item["orig_h"])
+    assert set(index["view"]) <= {"PA", "AP", "LAT"} and index["age_band"].notna().all()
+    # the letterbox padding is black and the content is not
+    img = ds[0]["image"]
+    r = ds[0]["resize"]
+    assert img[r.pad_top : r.pad_top + r.content_h, r.pad_left : r.pad_left + r.content_w].mean() > 20
+
+
+def test_dataset_under_a_dataloader_with_workers(shards):
+    import torch
+
+    out, _ = shards
+    ds = ShardDataset(out)
+    ds[0]  # open a handle in the parent: workers must not reuse it
+    loader = torch.utils.data.DataLoader(
+        ds, batch_size=4, num_workers=2, collate_fn=lambda b: np.stack([x["image"] for x in b])
+    )
+    n = sum(len(b) for b in loader)
+    assert n == len(ds)
+
+
+def _all_output_bytes(root: Path) -> list[tuple[Path, bytes]]:
+    return [
+        (p, p.read_bytes())
+        for p in root.rglob("*")
+        if p.is_file() and "private" not in p.relative_to(root).parts
+    ]
+
+
+def test_no_phi_outside_private_including_logs(archive, deid_key, tmp_path, cxr_bin):
+    root, truth = archive
+    out = tmp_path / "shards"
+    r = subprocess.run(
+        [
+            cxr_bin,
+            "preprocess",
+            str(root / "dicom"),
+            str(out),
+            "studies_per_shard=4",
+            "size=96",
+            f"ris={root / 'ris' / 'ris.csv'}",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    haystacks = [
+        (Path("stdout"), r.stdout.encode()),
+        (Path("stderr"), r.stderr.encode()),
+    ] + _all_output_bytes(out)
+    canaries = truth["canaries"] + ["CANARY", "DOE"]
+    hits = [(str(p), c) for p, data in haystacks for c in canaries if c.encode() in data]
+    assert not hits, hits[:5]
+    assert (out / "private").stat().st_mode & 0o777 == 0o700
+    assert any((out / "private").rglob("*")), "private/ holds the link back to sources"
+    # a bad run's error message must not quote paths either
+    r = subprocess.run(
+        [cxr_bin, "preprocess", str(root / "dicom" / "nope"), str(tmp_path / "x")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def _arrays(out: Path) -> dict[str, np.ndarray]:
+    res = {}
+    for p in sorted(out.glob("shard-*.h5")):
+        with h5py.File(p, "r") as f:
+            res[p.name] = f["images"][...]
+    return res
+
+
+def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    return pd.read_parquet(out / "index.parquet"), pd.read_parquet(out / "manifest.parquet")
+
+
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(archive, shards, deid_key, tmp_path, cxr_bin):
+    root, _ = archive
+    ref, _ = shards  # uninterrupted, same settings
+    out = tmp_path / "killed"
+    cmd = [
+        cxr_bin,
+        "preprocess",
+        str(root / "dicom"),
+        str(out),
+        "studies_per_shard=3",
+        "size=128",
+        f"ris={root / 'ris' / 'ris.csv'}",
+        "executor.array_parallelism=1",
+    ]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not list(out.glob("shard-*.h5")):
+        time.sleep(0.05)
+    time.sleep(0.3)  # somewhere inside the next shard
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list(out.glob("shard-*.h5")))
+    assert 1 <= done_before < len(pd.read_parquet(ref / "plan.parquet")["shard"].unique()), (
+        "kill landed too late"
+    )
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    a, b = _arrays(ref), _arrays(out)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    for x, y in zip(_tables(ref), _tables(out), strict=True):
+        pd.testing.assert_frame_equal(x, y)
+    assert not list(out.glob(".shard-*")), "temporary files left behind"
+
+
+def test_growing_archive_keeps_existing_shards(archive, deid_key, tmp_path):
+    root, _ = archive
+    grow = tmp_path / "archive"
+    patients = sorted(p.name for p in (root / "dicom").iterdir())
+    (grow / "dicom").mkdir(parents=True)
+    for name in patients[: len(patients) // 2]:
+        shutil.copytree(root / "dicom" / name, grow / "dicom" / name)
+    out = tmp_path / "shards"
+    preprocess(preprocess_cfg(grow, out, "ris=''"), log=lambda s: None)
+    before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("shard-*.h5")}
+    for name in patients[len(patients) // 2 :]:
+        shutil.copytree(root / "dicom" / name, grow / "dicom" / name)
+    manifest = preprocess(preprocess_cfg(grow, out, "ris=''"), log=lambda s: None)
+    after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("shard-*.h5")}
+    assert {k: after[k] for k in before} == before  # finished shards untouched
+    assert len(after) > len(before)
+    assert sorted(manifest["file_id"]) == sorted(file_ids(grow).values())
+
+
+@pytest.mark.slurm
+def test_slurm_array_gives_the_same_shards(archive, shards, deid_key, slurm_run_dir):
+    root, _ = archive
+    ref, _ = shards
+    out = slurm_run_dir / "shards"
+    preprocess(
+        preprocess_cfg(
+            root,
+            out,
+            "executor.kind=slurm",
+            "executor.array_parallelism=2",
+            "executor.time_min=10",
+            "executor.mem_gb=1",
+        ),
+        log=lambda s: None,
+    )
+    groups = pd.read_json(out / "private" / "jobs.json")["groups"]
+    assert groups[0]["kind"] == "slurm" and len(groups[0]["job_ids"]) > 1  # one array, several tasks
+    a, b = _arrays(ref), _arrays(out)
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    for x, y in zip(_tables(ref), _tables(out), strict=True):
+        pd.testing.assert_frame_equal(x, y)
