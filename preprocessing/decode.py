@@ -52,7 +52,11 @@ def _reduced_j2k(ds: Dataset, reduce: int) -> np.ndarray:
     im._size = (w, h)
     im.tile = [ImageFile._Tile(t[0], (0, 0, w, h), t[2], (t[3][0], reduce, im.layers, t[3][3], t[3][4]))]
     ImageFile.ImageFile.load(im)
-    return np.asarray(im)
+    arr = np.asarray(im)
+    bits = int(ds.get("BitsStored", 16))
+    if arr.dtype == np.uint16 and bits < 16:  # Pillow scales < 16-bit samples up to 16 bits (I;16)
+        arr = arr >> (16 - bits)
+    return arr
 
 
 def decode(ds: Dataset, *, j2k_reduce: int = 0) -> Decoded:

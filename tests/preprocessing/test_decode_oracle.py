@@ -114,3 +114,28 @@ def test_oracle_tools_exist_where_required():
     for tool in ("dcmdjpeg", "gdcmconv"):
         require_tool(tool)
     assert shutil.which("dcmconv")
+
+
+def test_reduced_j2k_has_the_full_decode_intensities():
+    from pydicom.data import get_testdata_file
+
+    ds = read(get_testdata_file("RG1_J2KR.dcm"))
+    assert abs(float(decode(ds, j2k_reduce=2).image.mean()) - float(decode(ds).image.mean())) < 0.02
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_reduced_j2k_keeps_the_stored_bit_depth(seed, tmp_path):
+    from preprocessing.synth import SynthSpec, synth_archive
+
+    root = tmp_path / "a"
+    synth_archive(
+        root,
+        SynthSpec(studies=8, seed=seed, min_size=256, max_size=300, bad_share=0, syntaxes=["j2k-lossless"]),
+    )
+    seen = set()
+    for f in sorted((root / "dicom").rglob("*.dcm")):
+        ds = read(f)
+        seen.add(int(ds.BitsStored))
+        full, red = decode(ds), decode(ds, j2k_reduce=1)
+        assert abs(float(full.image.mean()) - float(red.image.mean())) < 0.03, (ds.BitsStored, f.name)
+    assert len(seen) >= 2  # several bit depths covered

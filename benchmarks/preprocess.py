@@ -1,0 +1,181 @@
+"""Preprocessing speed, every ratio against a baseline measured in the same run (issue 4).
+
+1. our pipeline (decode → LUTs → checks → letterbox 512 → Blosc-zstd HDF5), img/s on one core,
+   vs pure decode (``pixel_array``) of the same uncompressed files      — goal ≥ 0.8×
+2. the same vs a naive pydicom → PIL → PNG loop on the same files
+3. reduced-resolution J2K decode (1/4 size) vs full J2K decode           — goal ≥ 10×
+4. random reads of the shards through a DataLoader vs the same images as a PNG folder — goal ≥ 5×
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import report  # noqa: E402
+
+N_PLAIN = int(os.environ.get("BENCH_FILES", "24"))
+N_J2K = int(os.environ.get("BENCH_J2K_FILES", "6"))
+SIDE = (2000, 2500)
+
+
+def timed(fn) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    os.environ.setdefault("CXR_DEID_KEY", "benchmark-key-0123456789")
+    warnings.simplefilter("ignore")
+    import numpy as np
+    import pandas as pd
+    import pydicom
+    import torch
+    from PIL import Image
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    from cxr.config import load_config
+    from cxr.config.schema import PreprocessConfig
+    from cxr.data.shards import ShardDataset
+    from preprocessing.decode import decode, read
+    from preprocessing.run import preprocess
+    from preprocessing.synth import SynthSpec, synth_archive
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pre-"))
+    synth_archive(
+        tmp / "plain",
+        SynthSpec(
+            studies=N_PLAIN, seed=1, min_size=SIDE[0], max_size=SIDE[1], bad_share=0, syntaxes=["explicit"]
+        ),
+    )
+    synth_archive(
+        tmp / "j2k",
+        SynthSpec(
+            studies=N_J2K, seed=2, min_size=SIDE[0], max_size=SIDE[1], bad_share=0, syntaxes=["j2k-lossless"]
+        ),
+    )
+    plain = sorted((tmp / "plain" / "dicom").rglob("*.dcm"))
+    j2k = sorted((tmp / "j2k" / "dicom").rglob("*.dcm"))
+    for f in plain:  # warm the page cache for every contender alike
+        f.read_bytes()
+    rows = []
+
+    t_decode = timed(lambda: [pydicom.dcmread(f).pixel_array for f in plain])
+    cfg = load_config(
+        PreprocessConfig,
+        overrides=[
+            f"archive={tmp / 'plain' / 'dicom'}",
+            f"shards={tmp / 'shards'}",
+            "executor.kind=debug",
+            "studies_per_shard=1000",
+        ],
+    )
+    t_ours = timed(lambda: preprocess(cfg, log=lambda s: None))  # debug executor: one process, one core
+
+    def naive():
+        out = tmp / "png-naive"
+        out.mkdir(exist_ok=True)
+        for i, f in enumerate(plain):
+            ds = pydicom.dcmread(f)
+            a = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype(np.float32)
+            a = (a - a.min()) / max(float(a.max() - a.min()), 1e-6)
+            if ds.PhotometricInterpretation == "MONOCHROME1":
+                a = 1 - a
+            im = Image.fromarray((a * 255).astype(np.uint8))
+            im.thumbnail((512, 512), Image.Resampling.LANCZOS)
+            im.save(out / f"{i}.png")
+
+    t_naive = timed(naive)
+    n = len(plain)
+    rows.append(
+        {
+            "case": f"pipeline vs pure decode ({n} uncompressed, {SIDE[0]}-{SIDE[1]} px)",
+            "baseline img/s": n / t_decode,
+            "ours img/s": n / t_ours,
+            "ratio": t_decode / t_ours,
+            "goal": ">= 0.8",
+        }
+    )
+    rows.append(
+        {
+            "case": "pipeline vs naive pydicom→PIL→PNG",
+            "baseline img/s": n / t_naive,
+            "ours img/s": n / t_ours,
+            "ratio": t_naive / t_ours,
+            "goal": "> 1",
+        }
+    )
+
+    t_full = timed(lambda: [decode(read(f)) for f in j2k])
+    t_red = timed(lambda: [decode(read(f), j2k_reduce=2) for f in j2k])
+    rows.append(
+        {
+            "case": f"J2K decode at 1/4 vs full ({len(j2k)} lossless)",
+            "baseline img/s": len(j2k) / t_full,
+            "ours img/s": len(j2k) / t_red,
+            "ratio": t_full / t_red,
+            "goal": ">= 10",
+        }
+    )
+
+    # read-back: the shards vs the same stored images as a PNG folder, random order, one worker
+    ds = ShardDataset(tmp / "shards")
+    png_dir = tmp / "png"
+    png_dir.mkdir()
+    for i in range(len(ds)):
+        Image.fromarray(ds[i]["image"]).save(png_dir / f"{i}.png")
+    ds.close()
+    reps = 8  # several epochs over the small set
+    idx = np.random.default_rng(0).permutation(np.tile(np.arange(len(ds)), reps)).tolist()
+
+    class Png(torch.utils.data.Dataset):
+        def __len__(self):
+            return len(ds)
+
+        def __getitem__(self, i):
+            return np.asarray(Image.open(png_dir / f"{i}.png"))
+
+    class Sh(torch.utils.data.Dataset):
+        def __init__(self):
+            self.ds = ShardDataset(tmp / "shards")
+
+        def __len__(self):
+            return len(self.ds)
+
+        def __getitem__(self, i):
+            return self.ds[i]["image"]
+
+    def read_all(dataset):
+        loader = torch.utils.data.DataLoader(dataset, batch_size=8, sampler=idx, num_workers=1)
+        for _ in loader:
+            pass
+
+    t_png = timed(lambda: read_all(Png()))
+    t_sh = timed(lambda: read_all(Sh()))
+    m = len(idx)
+    rows.append(
+        {
+            "case": f"DataLoader random reads: shards vs PNG folder ({m} reads)",
+            "baseline img/s": m / t_png,
+            "ours img/s": m / t_sh,
+            "ratio": t_png / t_sh,
+            "goal": ">= 5",
+        }
+    )
+    index = pd.read_parquet(tmp / "shards" / "index.parquet")
+    report(
+        "preprocess",
+        rows,
+        f"{n} + {len(j2k)} synthetic CXR files from RG1, {os.cpu_count()} cores; "
+        f"{len(index)} images stored as 512² uint8",
+    )
+
+
+if __name__ == "__main__":
+    main()
