@@ -95,6 +95,27 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
     return pd.DataFrame(early, columns=["file_id", "status", "reason"])
 
 
+def _wait_with_progress(sub, shards: Path, todo: list[int], t0: float, log) -> dict[str, str]:
+    """Wait for the array, printing shards done, rate and ETA whenever a shard finishes."""
+    from jobs.state import wait_for
+
+    last = [-1]
+
+    def query(_ids):
+        states = sub.states()
+        done = sum(is_done(shards, s) for s in todo)
+        if done != last[0]:
+            last[0] = done
+            dt = time.perf_counter() - t0
+            eta = f", ETA {dt / done * (len(todo) - done):.0f} s" if 0 < done < len(todo) else ""
+            log(f"shards: {done}/{len(todo)} written, {done / max(dt, 1e-9) * 60:.1f} shards/min{eta}")
+        return states
+
+    if sub.group.kind == "debug":
+        return sub.wait()
+    return wait_for(query, sub.job_ids, first_s=1.0, max_s=15.0)
+
+
 def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     plan = pd.read_parquet(shards / "plan.parquet")
     idx, man = [], [early.assign(image_id=None, shard=-1, index=-1)[MANIFEST_COLUMNS]]
@@ -127,6 +148,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
         # job pickles carry the archive path and logs may too: they live in private/
         import functools
 
+        t0 = time.perf_counter()  # before submitting: the local executor blocks while it throttles
         sub = map_array(
             functools.partial(process_shards, str(shards), cfg=cfg),
             groups,
@@ -134,8 +156,7 @@ def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
             run_dir=private_dir(shards),
             name="preprocess",
         )
-        t0 = time.perf_counter()
-        states = sub.wait()
+        states = _wait_with_progress(sub, shards, todo, t0, log)
         bad = [o for o in sub.outcomes() if not o.ok]
         if bad:
             raise UserError(
