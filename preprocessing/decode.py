@@ -59,8 +59,9 @@ def _reduced_j2k(ds: Dataset, reduce: int) -> np.ndarray:
     return arr
 
 
-def decode(ds: Dataset, *, j2k_reduce: int = 0) -> Decoded:
-    """``ds`` read with pixels. ``j2k_reduce`` = n decodes J2K at 1/2**n size (one filter per run)."""
+def decode(ds: Dataset, *, j2k_reduce: int = 0, target: tuple[int, int] | None = None) -> Decoded:
+    """``ds`` read with pixels. ``j2k_reduce`` = n decodes J2K at 1/2**n size (one filter per run);
+    ``target`` = (w, h) resamples to that size (the letterbox content) before the LUTs."""
     if "PixelData" not in ds:
         raise Rejected("no pixel data (missing or dropped from a truncated file)")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -89,11 +90,20 @@ def decode(ds: Dataset, *, j2k_reduce: int = 0) -> Decoded:
     if arr.shape != expect:
         raise Rejected(f"decoded shape {arr.shape} does not match the declared {expect}")
     bits = int(ds.get("BitsStored", 16))
-    if factor == 1 and arr.max() >= (1 << bits) and int(ds.get("PixelRepresentation", 0)) == 0:
+    if factor == 1 and int(arr.max()) >= (1 << bits) and int(ds.get("PixelRepresentation", 0)) == 0:
         raise Rejected(f"decoded values exceed the declared {bits} bits")
-    img = apply_modality_lut(arr, ds).astype(np.float32)
-    if "WindowCenter" in ds or "VOILUTSequence" in ds:
-        img = apply_voi_lut(img, ds, prefer_lut=True).astype(np.float32)
+    if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds:
+        # table lookups index stored values: apply them before any resampling
+        arr = apply_voi_lut(apply_modality_lut(arr, ds), ds, prefer_lut=True).astype(np.float32)
+        img = _resample(arr, target)
+    else:
+        # Rescale and window are per-pixel and linear where they do not clip, so they commute with
+        # the (area-averaging) downscale except at clipped edges: downscale first, then 25x fewer pixels.
+        img = _resample(arr, target)
+        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+        if (slope, intercept) != (1.0, 0.0):
+            img = img * np.float32(slope) + np.float32(intercept)
+        img = _window(img, ds)
     lo, hi = float(img.min()), float(img.max())
     if hi - lo <= 0:
         raise Rejected("constant image")
@@ -104,7 +114,36 @@ def decode(ds: Dataset, *, j2k_reduce: int = 0) -> Decoded:
         # restates the same inversion, so it is applied once.
         img = 1.0 - img
     check_plausible(img)
-    return Decoded(img, path, cols, rows, factor)
+    return Decoded(img.astype(np.float32, copy=False), path, cols, rows, factor)
+
+
+def _resample(arr: np.ndarray, target: tuple[int, int] | None) -> np.ndarray:
+    """To ``target`` (w, h), antialiased when shrinking (OpenCV INTER_AREA); float32 out."""
+    import cv2
+
+    if arr.dtype not in (np.uint8, np.uint16, np.float32):
+        arr = arr.astype(np.float32)
+    if target is not None and (arr.shape[1], arr.shape[0]) != tuple(target):
+        shrink = target[0] < arr.shape[1]
+        arr = cv2.resize(arr, tuple(target), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+    return arr.astype(np.float32, copy=False)
+
+
+def _window(img: np.ndarray, ds: Dataset) -> np.ndarray:
+    """The first VOI window (PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT, SIGMOID) into [0, 1]; none → as is."""
+    if "WindowCenter" not in ds or "WindowWidth" not in ds:
+        return img
+    c, w = ds.WindowCenter, ds.WindowWidth
+    c = float(c[0] if isinstance(c, pydicom.multival.MultiValue) else c)
+    w = float(w[0] if isinstance(w, pydicom.multival.MultiValue) else w)
+    fn = str(ds.get("VOILUTFunction", "LINEAR")).upper()
+    if fn == "SIGMOID":
+        return (1.0 / (1.0 + np.exp(-4.0 * (img - c) / max(w, 1e-6)))).astype(np.float32)
+    if fn == "LINEAR_EXACT":
+        return np.clip((img - c) / max(w, 1e-6) + 0.5, 0, 1)
+    if w < 1:
+        w = 1.0
+    return np.clip((img - (c - 0.5)) / max(w - 1, 1e-6) + 0.5, 0, 1)
 
 
 def check_plausible(img: np.ndarray) -> None:

@@ -34,7 +34,9 @@ def to_stored(img: np.ndarray, size: int, orig_w: int, orig_h: int, dtype: str):
     import cv2
 
     rec = letterbox_record(orig_w, orig_h, size)
-    small = cv2.resize(img, (rec.content_w, rec.content_h), interpolation=cv2.INTER_AREA)  # antialiased
+    small = img
+    if img.shape != (rec.content_h, rec.content_w):  # decode(target=…) usually resized already
+        small = cv2.resize(img, (rec.content_w, rec.content_h), interpolation=cv2.INTER_AREA)  # antialiased
     out = np.zeros((size, size), np.float32)
     out[rec.pad_top : rec.pad_top + rec.content_h, rec.pad_left : rec.pad_left + rec.content_w] = np.clip(
         small, 0, 1
@@ -86,7 +88,11 @@ def write_shard(
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    dec = decode(read(archive / row.rel), j2k_reduce=j2k_reduce)
+                    dcm = read(archive / row.rel)
+                    rec = letterbox_record(
+                        int(dcm.get("Columns", 0)) or 1, int(dcm.get("Rows", 0)) or 1, size
+                    )
+                    dec = decode(dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h))
                 arr, rec = to_stored(dec.image, size, dec.orig_w, dec.orig_h, dtype)
             except Rejected as e:
                 manifest_rows.append(

@@ -139,3 +139,21 @@ def test_reduced_j2k_keeps_the_stored_bit_depth(seed, tmp_path):
         full, red = decode(ds), decode(ds, j2k_reduce=1)
         assert abs(float(full.image.mean()) - float(red.image.mean())) < 0.03, (ds.BitsStored, f.name)
     assert len(seen) >= 2  # several bit depths covered
+
+
+@pytest.mark.parametrize("function", ["LINEAR", "LINEAR_EXACT", "SIGMOID"])
+def test_own_window_equals_pydicoms_voi_lut(archive, function):
+    from pydicom.pixels import apply_modality_lut, apply_voi_lut
+
+    root, truth = archive
+    rel = next(r for r, v in sorted(truth["files"].items()) if v.get("syntax") == "explicit")
+    ds = read(root / "dicom" / rel)
+    maxv = (1 << int(ds.BitsStored)) - 1
+    ds.WindowCenter, ds.WindowWidth = maxv * 0.55, maxv * 0.8  # clips some pixels on both sides
+    ds.RescaleSlope, ds.RescaleIntercept = 2, -100
+    ds.VOILUTFunction = function
+    ref = apply_voi_lut(apply_modality_lut(ds.pixel_array, ds), ds).astype(np.float64)
+    ref = (ref - ref.min()) / (ref.max() - ref.min())
+    if ds.PhotometricInterpretation == "MONOCHROME1":
+        ref = 1 - ref
+    assert np.abs(decode(ds).image - ref).max() < 1e-3
