@@ -38,7 +38,9 @@ def walk(archive: Path) -> list[str]:
     return out
 
 
-def classify(archive: Path, rel: str, p: Pseudonymizer) -> Found:
+def classify(
+    archive: Path, rel: str, p: Pseudonymizer, views: tuple[str, ...] = ("PA", "AP", "LAT", "UNKNOWN")
+) -> Found:
     file_id = p.pseudonym("file", rel)
     try:
         ds = read(archive / rel, stop_before_pixels=True)
@@ -53,6 +55,8 @@ def classify(archive: Path, rel: str, p: Pseudonymizer) -> Found:
     if not ds.get("StudyInstanceUID") or not ds.get("SOPInstanceUID"):
         return Found(rel, file_id, "rejected", "missing StudyInstanceUID or SOPInstanceUID")
     attrs = safe_attributes(ds, p)
+    if attrs["view"] not in views:
+        return Found(rel, file_id, "skipped", f"view {attrs['view']} is not among {', '.join(views)}")
     return Found(rel, file_id, "candidate", "", attrs)
 
 

@@ -72,7 +72,7 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
     rels = walk(archive)
     t0, found = time.perf_counter(), []
     for i, rel in enumerate(rels, 1):
-        found.append(classify(archive, rel, p))
+        found.append(classify(archive, rel, p, tuple(cfg.views)))
         if i % 500 == 0 or i == len(rels):
             rate = i / max(time.perf_counter() - t0, 1e-9)
             log(f"discovery: {i}/{len(rels)} files, {rate:.0f} files/s, ETA {(len(rels) - i) / rate:.0f} s")

@@ -94,12 +94,17 @@ def write_shard(
                     )
                     dec = decode(dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h))
                 arr, rec = to_stored(dec.image, size, dec.orig_w, dec.orig_h, dtype)
-            except Rejected as e:
+            except Exception as e:  # one bad file never stops a task; the reason carries no message text
+                reason = (
+                    str(e)
+                    if isinstance(e, Rejected)
+                    else f"unexpected error while processing ({type(e).__name__})"
+                )
                 manifest_rows.append(
                     {
                         "file_id": row.file_id,
                         "status": "rejected",
-                        "reason": str(e),
+                        "reason": reason,
                         "image_id": row.image_id,
                         "shard": shard,
                         "index": -1,

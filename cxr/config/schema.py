@@ -175,6 +175,7 @@ class PreprocessConfig:
     dtype: str = "uint8"  # uint8 | uint16
     studies_per_shard: int = 200
     shards_per_task: int = 1  # array tasks = shards / this
+    views: list[str] = field(default_factory=lambda: ["PA", "AP", "LAT", "UNKNOWN"])  # others are skipped
     j2k_reduce: int = 0  # decode J2K at 1/2**n resolution (wavelet LL band; one filter per run, recorded)
     date_mode: str = "shift"  # shift (per patient, intervals kept) | year
     key: str = secret_field("env:CXR_DEID_KEY")  # the site's pseudonym key: env:NAME or file:PATH

@@ -222,3 +222,11 @@ def test_slurm_array_gives_the_same_shards(archive, shards, deid_key, slurm_run_
     assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
     for x, y in zip(_tables(ref), _tables(out), strict=True):
         pd.testing.assert_frame_equal(x, y)
+
+
+def test_view_filter_skips_with_a_reason(archive, deid_key, tmp_path):
+    root, truth = archive
+    manifest = preprocess(preprocess_cfg(root, tmp_path / "pa", "views=[PA]", "ris=''"), log=lambda s: None)
+    skipped = manifest.loc[manifest["reason"].str.startswith("view "), "reason"]
+    assert len(skipped) > 0 and all("is not among PA" in r for r in skipped)
+    assert set(pd.read_parquet(tmp_path / "pa" / "index.parquet")["view"]) == {"PA"}
