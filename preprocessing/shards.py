@@ -77,7 +77,7 @@ def write_shard(
     with h5py.File(tmp, "w", track_order=False) as h5:
         ds = h5.create_dataset(
             "images",
-            shape=(0, size, size),
+            shape=(len(files), size, size),
             maxshape=(None, size, size),
             dtype=dtype,
             chunks=(1, size, size),
@@ -111,7 +111,6 @@ def write_shard(
                     }
                 )
                 continue
-            ds.resize(n_ok + 1, axis=0)
             ds[n_ok] = arr
             index_rows.append(
                 {
@@ -154,6 +153,7 @@ def write_shard(
             if n_ok % 50 == 0:
                 rate = n_ok / (time.perf_counter() - t0)
                 log(f"{name}: {n_ok}/{len(files)} images, {rate:.1f} img/s")
+        ds.resize(n_ok, axis=0)  # allocated for every candidate up front; rejected ones leave no gap
         h5.attrs["format"] = "cxr-harness shard v1"
     parts = shards / "parts"
     parts.mkdir(exist_ok=True)

@@ -32,6 +32,8 @@ class ShardDataset:
             if on not in records.columns:
                 raise UserError(f"records have no column {on!r} to join on")
             self.index = self.index.merge(records, on=on, how="left", validate="many_to_one")
+        # Plain numpy columns: pandas row access (iloc) costs more than reading the image itself.
+        self._cols = {c: self.index[c].to_numpy() for c in self.index.columns}
         self._handles: dict[int, Any] = {}
         self._pid = -1
 
@@ -44,24 +46,17 @@ class ShardDataset:
 
         if self._pid != os.getpid():  # a forked worker: never reuse the parent's handles
             self._handles, self._pid = {}, os.getpid()
-        if shard not in self._handles:
-            self._handles[shard] = h5py.File(self.root / f"shard-{shard:05d}.h5", "r")
+        if shard not in self._handles:  # keep the dataset object: looking it up costs as much as a read
+            self._handles[shard] = h5py.File(self.root / f"shard-{shard:05d}.h5", "r")["images"]
         return self._handles[shard]
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        row = self.index.iloc[int(i)]
-        image = np.asarray(self._file(int(row["shard"]))["images"][int(row["index"])])
-        rec = ResizeRecord(
-            int(row["orig_w"]),
-            int(row["orig_h"]),
-            int(row["content_w"]),
-            int(row["content_h"]),
-            int(row["pad_left"]),
-            int(row["pad_top"]),
-            int(row["pad_right"]),
-            int(row["pad_bottom"]),
-        )
-        return {"image": image, "resize": rec, **{k: row[k] for k in self.index.columns}}
+        i = int(i)
+        row = {c: v[i] for c, v in self._cols.items()}
+        image = self._file(int(row["shard"]))[int(row["index"])]
+        rec = ResizeRecord(*(int(row[k]) for k in ("orig_w", "orig_h", "content_w", "content_h", "pad_left",
+                                                    "pad_top", "pad_right", "pad_bottom")))
+        return {"image": image, "resize": rec, **row}
 
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
@@ -70,5 +65,5 @@ class ShardDataset:
 
     def close(self) -> None:
         for h in self._handles.values():
-            h.close()
+            h.file.close()
         self._handles = {}

@@ -147,17 +147,18 @@ def test_usr2_requeue_command_checkpoints_first(slurm_run_dir):
 @pytest.mark.slow
 def test_time_limit_requeues_and_resumes(slurm_run_dir):
     run_dir = slurm_run_dir / "run"
-    # A 1-minute limit with USR2 20 s before it. slurmctld checks limits every ~30 s, so the signal
-    # comes anywhere from ~10 s in; ~20 s of work then needs one or more time-out requeues.
+    # A 1-minute limit with USR2 20 s before it; slurmctld checks limits every ~30 s, so the signal
+    # comes anywhere from ~10 s in. 65 s of work cannot fit in one 60 s allocation, so the job must
+    # be signalled, checkpoint and requeue at least once whatever the timing.
     job = submit(
-        examples.CountingJob(total=40, step_s=0.5),
+        examples.CountingJob(total=130, step_s=0.5),
         str(run_dir),
-        cfg=cfg(time_min=1, signal_delay_s=20, max_num_timeout=10),
+        cfg=cfg(time_min=1, signal_delay_s=20, max_num_timeout=15),
         run_dir=slurm_run_dir,
         name="tl",
     )
-    assert job.wait(timeout_s=480) == {job.job_ids[0]: "COMPLETED"}
-    _assert_resumed(run_dir, 40)
+    assert job.wait(timeout_s=600) == {job.job_ids[0]: "COMPLETED"}
+    _assert_resumed(run_dir, 130)
 
 
 @pytest.mark.slow
