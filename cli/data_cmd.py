@@ -8,8 +8,9 @@ import typer
 from rich.console import Console
 
 from cli.common import CONFIG, OVERRIDES, stage_config
-from cxr.config.schema import PreprocessConfig
+from cxr.config.schema import BuildDataConfig, PreprocessConfig
 
+BUILD_EPILOG = "Example: cxr build-data runs/shards runs/data seed=0 'split=[0.8,0.1,0.1]'"
 SYNTH_EPILOG = "Example: cxr synth runs/archive --studies 50 --seed 0 --min-size 400 --max-size 600"
 PREPROCESS_EPILOG = (
     "Example: CXR_DEID_KEY=$(cat ~/.cxr/site.key) cxr preprocess runs/archive/dicom runs/shards "
@@ -67,3 +68,17 @@ def preprocess(
     manifest = run(cfg, log=lambda line: console.print(line, highlight=False))
     for line in summary(manifest):
         console.print(line, highlight=False)
+
+
+def build_data(
+    shards: Path = typer.Argument(..., help="A shards folder from `cxr preprocess` (with records.parquet)."),
+    out: Path = typer.Argument(..., help="Output folder: train/val/test.parquet, coldstart-*.parquet."),
+    config: Path | None = CONFIG,
+    overrides: list[str] | None = OVERRIDES,
+) -> None:
+    """Instruction records (report, VQA, finding lists, grounding) and grounded cold-start samples; split by patient."""
+    from cxr.data.build import build_dataset
+
+    cfg = stage_config(BuildDataConfig, config, [f"shards={shards}", f"out={out}"] + list(overrides or []))
+    counts = build_dataset(cfg)
+    Console().print(f"records written to {out}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))

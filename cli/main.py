@@ -44,6 +44,7 @@ app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)
 app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
+app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -193,6 +193,27 @@ class PreprocessConfig:
         _check(self.date_mode in ("shift", "year"), "date_mode must be shift or year")
 
 
+@dataclass
+class BuildDataConfig:
+    """`cxr build-data SHARDS OUT`: instruction records (and grounded cold-start samples) from shards."""
+
+    shards: str = ""
+    out: str = ""
+    seed: int = 0
+    split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train / val / test, by patient
+    tasks: list[str] = field(
+        default_factory=lambda: ["report", "vqa_closed", "vqa_choice", "vqa_open", "findings", "grounding"]
+    )
+    coldstart: bool = True  # also write grounded-reasoning samples built from labels and boxes
+    image: ImageConfig = field(default_factory=ImageConfig)  # the model-input bounds boxes are mapped into
+
+    def __post_init__(self) -> None:
+        _check(
+            len(self.split) == 3 and all(x >= 0 for x in self.split) and abs(sum(self.split) - 1) < 1e-6,
+            "split must be three non-negative fractions summing to 1",
+        )
+
+
 STAGES: dict[str, type] = {
     "generate": GenerateConfig,
     "demo": DemoConfig,

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from cxr.errors import UserError
@@ -54,8 +53,21 @@ class ShardDataset:
         i = int(i)
         row = {c: v[i] for c, v in self._cols.items()}
         image = self._file(int(row["shard"]))[int(row["index"])]
-        rec = ResizeRecord(*(int(row[k]) for k in ("orig_w", "orig_h", "content_w", "content_h", "pad_left",
-                                                    "pad_top", "pad_right", "pad_bottom")))
+        rec = ResizeRecord(
+            *(
+                int(row[k])
+                for k in (
+                    "orig_w",
+                    "orig_h",
+                    "content_w",
+                    "content_h",
+                    "pad_left",
+                    "pad_top",
+                    "pad_right",
+                    "pad_bottom",
+                )
+            )
+        )
         return {"image": image, "resize": rec, **row}
 
     def __getstate__(self) -> dict:

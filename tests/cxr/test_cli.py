@@ -8,7 +8,20 @@ from pathlib import Path
 
 import pytest
 
-COMMANDS = [["model", "tiny"], ["config", "show"], ["generate"], ["demo"]]
+COMMANDS = [
+    ["model", "tiny"],
+    ["config", "show"],
+    ["generate"],
+    ["demo"],
+    ["synth"],
+    ["preprocess"],
+    ["build-data"],
+    ["jobs", "status"],
+    ["jobs", "cancel"],
+    ["jobs", "requeue"],
+    ["jobs", "rerun"],
+    ["jobs", "probe"],
+]
 
 
 def run(cxr_bin, *args, cwd=None):
@@ -18,7 +31,7 @@ def run(cxr_bin, *args, cwd=None):
 def test_help_lists_commands(cxr_bin):
     r = run(cxr_bin, "--help")
     assert r.returncode == 0
-    for name in ("generate", "demo", "model", "config"):
+    for name in ("generate", "demo", "model", "config", "synth", "preprocess", "build-data", "jobs"):
         assert name in r.stdout
 
 

@@ -1,0 +1,39 @@
+"""`cxr build-data`: shards → OUT/{train,val,test}.parquet (+ coldstart-*.parquet), with config.yaml/meta.json."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+from cxr.config.runinfo import RunRecord
+from cxr.config.schema import BuildDataConfig
+from cxr.data.coldstart import coldstart_samples
+from cxr.data.instructions import SPLITS, build_records, load_shards
+
+
+def build_dataset(cfg: BuildDataConfig) -> dict[str, int]:
+    out = Path(cfg.out)
+    index, records = load_shards(cfg.shards)
+    with RunRecord(out, cfg, kind="build-data") as meta:
+        recs = build_records(
+            index,
+            records,
+            tasks=list(cfg.tasks),
+            fractions=list(cfg.split),
+            seed=cfg.seed,
+            min_pixels=cfg.image.min_pixels,
+            max_pixels=cfg.image.max_pixels,
+        )
+        cold = coldstart_samples(recs, index, cfg.seed) if cfg.coldstart else None
+        counts: dict[str, int] = {}
+        for split in SPLITS:
+            part = recs[recs["split"] == split].reset_index(drop=True)
+            part.to_parquet(out / f"{split}.parquet", index=False)
+            counts[split] = len(part)
+            if cold is not None:
+                cold[cold["split"] == split].reset_index(drop=True).to_parquet(
+                    out / f"coldstart-{split}.parquet", index=False
+                )
+        meta["counts"] = counts
+        meta["tasks"] = dict(Counter(recs["task"]))
+    return counts

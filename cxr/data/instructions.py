@@ -1,0 +1,170 @@
+"""Instruction records from shards: the seed's tasks, image references (never pixels), patient splits.
+
+Tasks: findings report generation, VQA (closed yes/no, multiple choice, short open), finding lists
+(``a|b|c``), grounding (box for a named finding). Boxes come from the RIS export in original-image
+pixels and are mapped into the *model-input* pixels the model sees: original → shard letterbox
+(the shard's ResizeRecord) → the processor's resize of the stored square (``smart_resize``).
+Splits are by patient pseudonym, so no patient is in two splits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+from pathlib import Path
+
+import pandas as pd
+
+from cxr.errors import UserError
+from cxr.format import REPORT_INSTRUCTION, ResizeRecord, smart_resize_record
+
+SPLITS = ("train", "val", "test")
+CHOICES = "ABCD"
+RECORD_COLUMNS = [
+    "record_id",
+    "split",
+    "task",
+    "patient_id",
+    "study_id",
+    "image_id",
+    "shard",
+    "index",
+    "question",
+    "answer",
+    "boxes",
+    "labels",
+    "input_w",
+    "input_h",
+]
+
+
+def split_of(patient_id: str, fractions: list[float], seed: int) -> str:
+    u = int(hashlib.sha256(f"{seed}:{patient_id}".encode()).hexdigest()[:12], 16) / 16**12
+    edge = 0.0
+    for name, f in zip(SPLITS, fractions, strict=True):
+        edge += f
+        if u < edge:
+            return name
+    return SPLITS[-1]
+
+
+def to_model_input(box: list[float], shard_rec: ResizeRecord, input_rec: ResizeRecord) -> list[int]:
+    """Original-image pixels → the stored letterboxed square → the model's input pixels."""
+    return input_rec.to_input(shard_rec.to_input(box))
+
+
+def load_shards(shards: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    shards = Path(shards)
+    if not (shards / "index.parquet").is_file():
+        raise UserError(f"{shards} has no index.parquet: not a shards folder (run `cxr preprocess` first)")
+    if not (shards / "records.parquet").is_file():
+        raise UserError(
+            f"{shards} has no records.parquet: preprocess with ris=PATH to attach reports and labels"
+        )
+    return pd.read_parquet(shards / "index.parquet"), pd.read_parquet(shards / "records.parquet")
+
+
+def _shard_rec(row) -> ResizeRecord:
+    return ResizeRecord(
+        int(row.orig_w),
+        int(row.orig_h),
+        int(row.content_w),
+        int(row.content_h),
+        int(row.pad_left),
+        int(row.pad_top),
+        int(row.pad_right),
+        int(row.pad_bottom),
+    )
+
+
+def build_records(
+    index: pd.DataFrame,
+    records: pd.DataFrame,
+    *,
+    tasks: list[str],
+    fractions: list[float],
+    seed: int,
+    min_pixels: int,
+    max_pixels: int,
+    vocabulary: list[str] | None = None,
+) -> pd.DataFrame:
+    joined = index.merge(records, on="accession_id", how="inner")
+    vocab = sorted(vocabulary or {lab for labs in joined["labels"] for lab in labs})
+    out = []
+    for row in joined.sort_values(["patient_id", "study_id", "image_id"]).itertuples(index=False):
+        rng = random.Random(f"{seed}:{row.image_id}")
+        labels = sorted(row.labels)
+        size = int(row.size)
+        input_rec = smart_resize_record(size, size, min_pixels=min_pixels, max_pixels=max_pixels)
+        shard_rec = _shard_rec(row)
+        boxes = [
+            {"label": b["label"], "box": to_model_input(b["box"], shard_rec, input_rec)}
+            for b in json.loads(row.boxes or "[]")
+        ]
+        base = {
+            "split": split_of(row.patient_id, fractions, seed),
+            "patient_id": row.patient_id,
+            "study_id": row.study_id,
+            "image_id": row.image_id,
+            "shard": int(row.shard),
+            "index": int(row.index),
+            "labels": labels,
+            "input_w": input_rec.input_w,
+            "input_h": input_rec.input_h,
+        }
+
+        def add(task: str, question: str, answer: str, task_boxes: list | None = None) -> None:
+            out.append(
+                {
+                    **base,
+                    "record_id": f"{row.image_id}-{task}-{len(out)}",
+                    "task": task,
+                    "question": question,
+                    "answer": answer,
+                    "boxes": json.dumps(task_boxes or []),
+                }
+            )
+
+        if "report" in tasks and row.findings:
+            add("report", REPORT_INSTRUCTION, str(row.findings), boxes)
+        if "vqa_closed" in tasks and vocab:
+            finding = rng.choice(vocab)
+            add(
+                "vqa_closed",
+                f"Is there {finding} in this chest X-ray?",
+                "yes" if finding in labels else "no",
+                [b for b in boxes if b["label"] == finding],
+            )
+        if "vqa_choice" in tasks and vocab:
+            options = rng.sample(vocab, min(3, len(vocab)))
+            present = [o for o in options if o in labels]
+            options.append("none of these")
+            correct = CHOICES[options.index(present[0])] if present else CHOICES[len(options) - 1]
+            text = " ".join(f"({c}) {o}" for c, o in zip(CHOICES, options, strict=False))
+            add(
+                "vqa_choice",
+                f"Which of the following findings is present in this chest X-ray? {text}. "
+                "Answer with the letter.",
+                correct,
+                [b for b in boxes if b["label"] in present[:1]],
+            )
+        if "vqa_open" in tasks and row.view in ("PA", "AP", "LAT"):
+            add("vqa_open", "What is the projection of this chest radiograph?", str(row.view))
+        if "findings" in tasks:
+            add(
+                "findings",
+                "List all findings in this chest X-ray, separated by '|'.",
+                "|".join(labels) if labels else "none",
+                boxes,
+            )
+        if "grounding" in tasks:
+            for b in boxes:
+                add(
+                    "grounding",
+                    f"Locate the {b['label']} in this chest X-ray and give its bounding box as "
+                    "[x_min, y_min, x_max, y_max].",
+                    json.dumps(b["box"]).replace(" ", ""),
+                    [b],
+                )
+    return pd.DataFrame(out, columns=RECORD_COLUMNS)
