@@ -13,8 +13,8 @@ from cxr.config.schema import BuildDataConfig, PreprocessConfig
 BUILD_EPILOG = "Example: cxr build-data runs/shards runs/data seed=0 'split=[0.8,0.1,0.1]'"
 SYNTH_EPILOG = "Example: cxr synth runs/archive --studies 50 --seed 0 --min-size 400 --max-size 600"
 PREPROCESS_EPILOG = (
-    "Example: CXR_DEID_KEY=$(cat ~/.cxr/site.key) cxr preprocess runs/archive/dicom runs/shards "
-    "-e slurm executor.partition=cpu executor.array_parallelism=20"
+    "Example: cxr preprocess runs/archive/dicom runs/shards -e slurm executor.partition=cpu "
+    "executor.array_parallelism=20   (with CXR_DEID_KEY set to the site key)"
 )
 
 

@@ -114,11 +114,13 @@ def build_records(
             "input_h": input_rec.input_h,
         }
 
-        def add(task: str, question: str, answer: str, task_boxes: list | None = None) -> None:
+        def add(
+            task: str, question: str, answer: str, task_boxes: list | None = None, base: dict = base
+        ) -> None:
             out.append(
                 {
                     **base,
-                    "record_id": f"{row.image_id}-{task}-{len(out)}",
+                    "record_id": f"{base['image_id']}-{task}-{len(out)}",
                     "task": task,
                     "question": question,
                     "answer": answer,
