@@ -43,8 +43,8 @@ def main() -> None:
     from cxr.config import load_config
     from cxr.config.schema import PreprocessConfig
     from cxr.data.shards import ShardDataset
+    from jobs.preprocess import preprocess
     from preprocessing.decode import decode, read
-    from preprocessing.run import preprocess
     from preprocessing.shards import write_shard
     from preprocessing.synth import SynthSpec, synth_archive
 

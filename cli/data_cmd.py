@@ -59,7 +59,7 @@ def preprocess(
     overrides: list[str] | None = OVERRIDES,
 ) -> None:
     """DICOM archive → de-identified HDF5 shards; every input file accounted for in manifest.parquet."""
-    from preprocessing.run import preprocess as run
+    from jobs.preprocess import preprocess as run
     from preprocessing.run import summary
 
     extra = [f"archive={archive}", f"shards={shards}"] + ([f"executor.kind={executor}"] if executor else [])

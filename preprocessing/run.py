@@ -1,6 +1,6 @@
-"""``cxr preprocess``: discovery and plan here, one array task per group of shards through ``jobs/``,
-then the tables merged. Reruns skip finished shards; ``kill -9`` anywhere, then rerun, gives the
-same result as an uninterrupted run.
+"""The steps of ``cxr preprocess`` (run by ``jobs/preprocess.py``): discovery and plan, the array
+task that writes shards, the merge of the tables. Reruns skip finished shards; ``kill -9`` anywhere,
+then rerun, gives the same result as an uninterrupted run.
 
 Layout of SHARDS (DESIGN.md): ``shard-*.h5``, ``index.parquet``, ``manifest.parquet``, ``plan.parquet``,
 ``records.parquet`` (RIS findings/labels/boxes by accession pseudonym, when given),
@@ -95,27 +95,6 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
     return pd.DataFrame(early, columns=["file_id", "status", "reason"])
 
 
-def _wait_with_progress(sub, shards: Path, todo: list[int], t0: float, log) -> dict[str, str]:
-    """Wait for the array, printing shards done, rate and ETA whenever a shard finishes."""
-    from jobs.state import wait_for
-
-    last = [-1]
-
-    def query(_ids):
-        states = sub.states()
-        done = sum(is_done(shards, s) for s in todo)
-        if done != last[0]:
-            last[0] = done
-            dt = time.perf_counter() - t0
-            eta = f", ETA {dt / done * (len(todo) - done):.0f} s" if 0 < done < len(todo) else ""
-            log(f"shards: {done}/{len(todo)} written, {done / max(dt, 1e-9) * 60:.1f} shards/min{eta}")
-        return states
-
-    if sub.group.kind == "debug":
-        return sub.wait()
-    return wait_for(query, sub.job_ids, first_s=1.0, max_s=15.0)
-
-
 def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     plan = pd.read_parquet(shards / "plan.parquet")
     idx, man = [], [early.assign(image_id=None, shard=-1, index=-1)[MANIFEST_COLUMNS]]
@@ -129,47 +108,6 @@ def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     _atomic_parquet(manifest, shards / "manifest.parquet")
     # read back: what callers get is exactly what is on disk (dtypes included)
     return pd.read_parquet(shards / "index.parquet"), pd.read_parquet(shards / "manifest.parquet")
-
-
-def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
-    from jobs.submission import map_array
-
-    archive, shards = Path(cfg.archive), Path(cfg.shards)
-    if not archive.is_dir():
-        raise UserError(f"archive folder {archive} does not exist")
-    shards.mkdir(parents=True, exist_ok=True)
-    p = pseudonymizer(cfg)
-    early = discover(cfg, shards, p, log)
-    plan = pd.read_parquet(shards / "plan.parquet")
-    todo = sorted(s for s in set(plan["shard"]) if not is_done(shards, s))
-    log(f"plan: {plan['shard'].nunique()} shard(s), {len(todo)} to write")
-    if todo:
-        groups = [todo[i : i + cfg.shards_per_task] for i in range(0, len(todo), cfg.shards_per_task)]
-        # job pickles carry the archive path and logs may too: they live in private/
-        import functools
-
-        t0 = time.perf_counter()  # before submitting: the local executor blocks while it throttles
-        sub = map_array(
-            functools.partial(process_shards, str(shards), cfg=cfg),
-            groups,
-            cfg=cfg.executor,
-            run_dir=private_dir(shards),
-            name="preprocess",
-        )
-        states = _wait_with_progress(sub, shards, todo, t0, log)
-        bad = [o for o in sub.outcomes() if not o.ok]
-        if bad:
-            raise UserError(
-                f"{len(bad)} preprocessing task(s) failed ({', '.join(sorted({o.state for o in bad}))}); "
-                f"logs in {shards / 'private' / 'jobs'}; rerun the same command to redo only those shards"
-            )
-        log(f"tasks: {len(states)} done in {time.perf_counter() - t0:.1f} s")
-    _, manifest = merge_tables(shards, early)
-    if cfg.ris:
-        from preprocessing.ris import load_ris
-
-        _atomic_parquet(load_ris(cfg.ris, p), shards / "records.parquet")
-    return manifest
 
 
 def summary(manifest: pd.DataFrame) -> list[str]:

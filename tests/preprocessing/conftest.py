@@ -37,7 +37,7 @@ def preprocess_cfg(archive_root, shards, *extra):
 
 @pytest.fixture(scope="session")
 def shards(archive, deid_key, tmp_path_factory):
-    from preprocessing.run import preprocess
+    from jobs.preprocess import preprocess
 
     root, _ = archive
     out = tmp_path_factory.mktemp("shards")

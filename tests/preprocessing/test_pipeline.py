@@ -18,9 +18,9 @@ import pandas as pd
 import pytest
 
 from cxr.data.shards import ShardDataset
+from jobs.preprocess import preprocess
 from preprocessing.deid import Pseudonymizer
 from preprocessing.discover import walk
-from preprocessing.run import preprocess
 
 from .conftest import preprocess_cfg
 
