@@ -11,7 +11,7 @@ import click
 import typer
 from rich.console import Console
 
-from cli import config_cmd, data_cmd, demo_cmd, generate_cmd, jobs_cmd, model_cmd
+from cli import config_cmd, data_cmd, demo_cmd, generate_cmd, jobs_cmd, model_cmd, train_cmd
 from cli.common import STATE
 from cxr.errors import UserError
 
@@ -40,6 +40,7 @@ def _root(
 app.add_typer(model_cmd.app, name="model")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(jobs_cmd.app, name="jobs")
+app.add_typer(train_cmd.app, name="train")
 app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)
 app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)

@@ -214,6 +214,53 @@ class BuildDataConfig:
         )
 
 
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    r: int = 16
+    alpha: int = 32
+    dropout: float = 0.05
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class SftConfig:
+    """`cxr train sft`: stage 1 (instruction SFT) or stage 2 (grounded-reasoning cold start) with TRL."""
+
+    stage: str = "instruction"  # instruction | coldstart (coldstart trains on coldstart-*.parquet, suffix in the prompt)
+    data: str = ""  # a `cxr build-data` output folder
+    shards: str = ""  # the shards its records point into
+    out: str = "runs/sft"  # the run folder: checkpoints, export/, logs, config.yaml, meta.json
+    model: ModelConfig = field(default_factory=ModelConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    max_steps: int = -1  # > 0 overrides epochs
+    epochs: float = 1.0
+    batch_size: int = 4  # per device
+    grad_accum: int = 1
+    lr: float = 1e-5
+    warmup_ratio: float = 0.03
+    weight_decay: float = 0.0
+    save_steps: int = 200
+    save_total_limit: int = 3
+    logging_steps: int = 10
+    seed: int = 0
+    freeze_vision: bool = True
+    gradient_checkpointing: bool = False
+    precision: str = "auto"  # auto (bf16 on GPU, fp32 on CPU) | bf16 | fp32
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    deepspeed: str = ""  # a DeepSpeed JSON, e.g. configs/deepspeed/zero3.json
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.stage in ("instruction", "coldstart"), "stage must be instruction or coldstart")
+        _check(self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32")
+        _check(
+            self.batch_size > 0 and self.grad_accum > 0 and self.lr > 0,
+            "batch_size, grad_accum and lr must be > 0",
+        )
+
+
 STAGES: dict[str, type] = {
     "generate": GenerateConfig,
     "demo": DemoConfig,
