@@ -10,6 +10,7 @@ import sys
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from cli import config_cmd, data_cmd, demo_cmd, generate_cmd, jobs_cmd, model_cmd, train_cmd
 from cli.common import STATE
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> None:
     except UserError as e:
         if STATE.debug:
             raise
-        err.print(f"[bold red]error:[/] {e}", markup=True)
+        err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
         sys.exit(2)
     sys.exit(rv if isinstance(rv, int) else 0)
 

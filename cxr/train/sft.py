@@ -69,6 +69,11 @@ def build_trainer(cfg: SftConfig):
             task_type="CAUSAL_LM",
         )
     out = Path(cfg.out)
+    extra = {}
+    if cfg.deepspeed:
+        from cxr.train import cpu_deepspeed
+
+        extra = cpu_deepspeed.prepare()
     args = SFTConfig(
         output_dir=str(out),
         max_steps=cfg.max_steps,
@@ -93,6 +98,7 @@ def build_trainer(cfg: SftConfig):
         dataloader_num_workers=0,
         remove_unused_columns=False,
         disable_tqdm=True,
+        **extra,
     )
     train = as_hf_dataset(SftRecords(cfg.data, cfg.shards, stage=cfg.stage, split="train"))
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "logs"))
@@ -105,9 +111,32 @@ def build_trainer(cfg: SftConfig):
 def export(trainer, processor, out: Path) -> Path:
     """save_pretrained → RUN/export (canonical HF safetensors), atomically; rank 0 writes."""
     model = trainer.model
+    final = out / "export"
+    if getattr(trainer, "is_deepspeed_enabled", False):
+        # ZeRO-3 partitions every weight across ranks: rank 0's module holds empty tensors. Gather the
+        # full state dict (a collective: every rank calls it) and load it into a normally built model,
+        # so save_pretrained writes canonical keys that from_pretrained and vLLM both load.
+        state = trainer.accelerator.get_state_dict(trainer.deepspeed)
+        if not trainer.is_world_process_zero():
+            return final
+        from transformers import AutoModelForImageTextToText
+        from transformers.integrations import deepspeed as hf_ds
+
+        unwrapped = trainer.accelerator.unwrap_model(model)
+        # Build it outside ZeRO-3: with the HF DeepSpeed config registered, from_config would
+        # partition it under zero.Init, a collective that the other ranks (already done) never join.
+        saved = hf_ds._hf_deepspeed_config_weak_ref
+        hf_ds._hf_deepspeed_config_weak_ref = None
+        try:
+            fresh = AutoModelForImageTextToText.from_config(unwrapped.config)
+        finally:
+            hf_ds._hf_deepspeed_config_weak_ref = saved
+        missing, unexpected = fresh.load_state_dict(state, strict=False)
+        if unexpected or [k for k in missing if "lm_head" not in k]:
+            raise RuntimeError(f"ZeRO-3 export: {len(missing)} missing / {len(unexpected)} unexpected keys")
+        model = fresh
     if hasattr(model, "merge_and_unload"):  # LoRA: ship merged weights
         model = model.merge_and_unload()
-    final = out / "export"
     if not trainer.is_world_process_zero():
         return final
     tmp = out / f".export.tmp{os.getpid()}"
