@@ -3,21 +3,40 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 from cxr.config.schema import SftConfig
 from cxr.errors import UserError
 from jobs.submission import submit
 
 
-def sft_task(cfg: SftConfig) -> str:
+def sft_task(cfg: SftConfig) -> str | None:
     """What each task runs: join the job's process layout (RANK, WORLD_SIZE, MASTER_* from Slurm or
-    the local executor; HF Trainer/accelerate/DeepSpeed read them), then train."""
+    the local executor; HF Trainer, accelerate and DeepSpeed read them), then train.
+
+    Preemption and time limits: Slurm sends USR2 to every task. Instead of submitit's handler (which
+    would requeue at once, mid-step), the signal only asks the Trainer to save at the next step end
+    and stop; then rank 0 requeues the job, which reruns this same call and resumes from that
+    checkpoint, in the same run folder."""
+    import signal
+
+    from cxr.train.callbacks import SaveAndStopOnRequest
     from cxr.train.sft import run_sft
     from jobs.distributed import dist_env
 
     env = dist_env()
     if env.world_size > 1:
         env.export()
-    return run_sft(cfg)
+    stop = SaveAndStopOnRequest()
+    if os.environ.get("SLURM_JOB_ID"):
+        signal.signal(signal.SIGUSR2, lambda *_: stop.request())
+    path = run_sft(cfg, callbacks=[stop])
+    if path is None:  # stopped for a requeue
+        if env.rank == 0 and os.environ.get("SLURM_JOB_ID"):
+            subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True, timeout=60)
+        raise SystemExit(0)  # no result pickle: the requeued job will write it
+    return path
 
 
 def train_sft(cfg: SftConfig) -> str:

@@ -38,7 +38,7 @@ def vision_tower(model):
     return None
 
 
-def build_trainer(cfg: SftConfig):
+def build_trainer(cfg: SftConfig, callbacks=()):
     import torch
     from trl import SFTConfig, SFTTrainer
 
@@ -103,7 +103,12 @@ def build_trainer(cfg: SftConfig):
     train = as_hf_dataset(SftRecords(cfg.data, cfg.shards, stage=cfg.stage, split="train"))
     os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "logs"))
     trainer = SFTTrainer(
-        model=model, args=args, train_dataset=train, processing_class=processor, peft_config=peft_config
+        model=model,
+        args=args,
+        train_dataset=train,
+        processing_class=processor,
+        peft_config=peft_config,
+        callbacks=list(callbacks),
     )
     return trainer, processor
 
@@ -149,13 +154,18 @@ def export(trainer, processor, out: Path) -> Path:
     return final
 
 
-def run_sft(cfg: SftConfig) -> str:
+def run_sft(cfg: SftConfig, callbacks=()) -> str | None:
+    """Train (resuming from the latest complete checkpoint) and export; None when a callback
+    stopped training early for a requeue (the checkpoint is written; the next run resumes)."""
     out = Path(cfg.out)
     with RunRecord(out, cfg, kind=f"sft-{cfg.stage}") as meta:
-        trainer, processor = build_trainer(cfg)
+        trainer, processor = build_trainer(cfg, callbacks)
         resume = latest_complete_checkpoint(out)
         meta["resumed_from"] = Path(resume).name if resume else None
         result = trainer.train(resume_from_checkpoint=resume)
         meta.update(global_step=trainer.state.global_step, train_loss=float(result.training_loss))
+        if any(getattr(cb, "stopped", False) for cb in callbacks):
+            meta["stopped_for_requeue"] = True
+            return None
         path = export(trainer, processor, out)
     return str(path)

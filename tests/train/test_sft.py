@@ -208,3 +208,54 @@ def test_two_process_zero3_trains_resumes_and_exports_a_loadable_model(
     with make_backend(dataclasses.replace(gen, backend="vllm")) as vl:
         b = vl.generate(reqs)
     assert [g.token_ids for g in a] == [g.token_ids for g in b]
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_zero3_on_two_slurm_nodes_survives_preemption(sft_data, tiny_model, slurm_run_dir):
+    """2 nodes x 1 task on the testbed; USR2 mid-training (as at preemption) → checkpoint at the next
+    step, requeue, resume in the same run folder, finish and export."""
+    import time
+
+    from jobs import control
+    from jobs.sft import sft_task
+    from jobs.submission import submit
+
+    data, shards = sft_data
+    out = slurm_run_dir / "run"
+    repo = Path(__file__).resolve().parents[2]
+    cfg = sft_cfg(
+        data,
+        shards,
+        out,
+        tiny_model,
+        "max_steps=40",
+        "save_steps=1000",
+        "report_to=[]",
+        f"deepspeed={repo / 'configs' / 'deepspeed' / 'zero3.json'}",
+        "executor.kind=slurm",
+        "executor.nodes=2",
+        "executor.tasks_per_node=1",
+        "executor.cpus_per_task=2",
+        "executor.mem_gb=3",
+        "executor.time_min=30",
+        "executor.setup=[export OMP_NUM_THREADS=1]",
+    )
+    job = submit(sft_task, cfg, cfg=cfg.executor, run_dir=out, name="sft")
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:  # wait until it is training (a logged step in TensorBoard-free state)
+        if (
+            set(job.states().values()) == {"RUNNING"}
+            and (out / "meta.json").is_file()
+            and list((out / "jobs").rglob("*_0_log.out"))
+        ):
+            if "'loss'" in "".join(p.read_text() for p in (out / "jobs").rglob("*_0_log.out")):
+                break
+        time.sleep(1)
+    assert control.requeue(out) == job.job_ids
+    assert job.wait(timeout_s=600) == {job.job_ids[0]: "COMPLETED"}
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["global_step"] == 40 and meta["resumed_from"] and len(meta["restarts"]) >= 1
+    assert (out / "export" / "model.safetensors").is_file()
+    state = json.loads((out / meta["resumed_from"] / "trainer_state.json").read_text())
+    assert 0 < state["global_step"] < 40  # saved mid-run, at the signal
