@@ -3,8 +3,11 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
+import time
+from pathlib import Path
 
 from cxr.config.schema import SftConfig
 from cxr.errors import UserError
@@ -31,12 +34,28 @@ def sft_task(cfg: SftConfig) -> str | None:
     stop = SaveAndStopOnRequest()
     if os.environ.get("SLURM_JOB_ID"):
         signal.signal(signal.SIGUSR2, lambda *_: stop.request())
+    started = time.time()
     path = run_sft(cfg, callbacks=[stop])
     if path is None:  # stopped for a requeue
         if env.rank == 0 and os.environ.get("SLURM_JOB_ID"):
+            count_timeout(Path(cfg.out), time.time() - started, cfg.executor.time_min, cfg.executor.max_num_timeout)
             subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True, timeout=60)
         raise SystemExit(0)  # no result pickle: the requeued job will write it
     return path
+
+
+def count_timeout(run_dir: Path, elapsed_s: float, time_min: int, budget: int) -> None:
+    """submitit's rule: a USR2 after min(0.8·T, T − 10 min) of the limit T is a time-out (else a
+    preemption). Time-outs are counted in RUN/timeouts.json; past ``budget`` the job fails instead of
+    requeueing forever (its checkpoint stays; rerun the command to go on)."""
+    limit = time_min * 60
+    if elapsed_s < min(0.8 * limit, limit - 600):
+        return
+    path = run_dir / "timeouts.json"
+    n = (json.loads(path.read_text())["count"] if path.is_file() else 0) + 1
+    path.write_text(json.dumps({"count": n}))
+    if n > budget:
+        raise RuntimeError(f"timed out {n} times, more than executor.max_num_timeout={budget}; not requeued")
 
 
 def train_sft(cfg: SftConfig) -> str:

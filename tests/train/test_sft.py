@@ -259,3 +259,13 @@ def test_zero3_on_two_slurm_nodes_survives_preemption(sft_data, tiny_model, slur
     assert (out / "export" / "model.safetensors").is_file()
     state = json.loads((out / meta["resumed_from"] / "trainer_state.json").read_text())
     assert 0 < state["global_step"] < 40  # saved mid-run, at the signal
+
+
+def test_time_out_budget_counts_only_time_outs(tmp_path):
+    from jobs.sft import count_timeout
+
+    count_timeout(tmp_path, 30, time_min=60, budget=0)  # early USR2 in a 1-hour job: a preemption
+    assert not (tmp_path / "timeouts.json").exists()
+    count_timeout(tmp_path, 50 * 60, time_min=60, budget=1)  # past min(0.8 T, T - 10 min): a time-out
+    with pytest.raises(RuntimeError, match="timed out 2 times"):
+        count_timeout(tmp_path, 55, time_min=1, budget=1)
