@@ -38,7 +38,9 @@ def sft_task(cfg: SftConfig) -> str | None:
     path = run_sft(cfg, callbacks=[stop])
     if path is None:  # stopped for a requeue
         if env.rank == 0 and os.environ.get("SLURM_JOB_ID"):
-            count_timeout(Path(cfg.out), time.time() - started, cfg.executor.time_min, cfg.executor.max_num_timeout)
+            count_timeout(
+                Path(cfg.out), time.time() - started, cfg.executor.time_min, cfg.executor.max_num_timeout
+            )
             subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True, timeout=60)
         raise SystemExit(0)  # no result pickle: the requeued job will write it
     return path
