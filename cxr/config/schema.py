@@ -206,6 +206,9 @@ class BuildDataConfig:
     )
     coldstart: bool = True  # also write grounded-reasoning samples built from labels and boxes
     image: ImageConfig = field(default_factory=ImageConfig)  # the model-input bounds boxes are mapped into
+    # Optional teacher (cold-start (b)): a model folder; its accepted samples go to coldstart-teacher-*.parquet
+    teacher: GenerateConfig = field(default_factory=lambda: GenerateConfig(model=ModelConfig(path="")))
+    teacher_tries: int = 2
 
     def __post_init__(self) -> None:
         _check(

@@ -36,4 +36,28 @@ def build_dataset(cfg: BuildDataConfig) -> dict[str, int]:
                 )
         meta["counts"] = counts
         meta["tasks"] = dict(Counter(recs["task"]))
+        if cfg.teacher.model.path:
+            meta["teacher"] = _teacher(cfg, recs, out)
     return counts
+
+
+def _teacher(cfg: BuildDataConfig, recs, out: Path) -> dict:
+    """Cold-start (b): the teacher's accepted samples per split → coldstart-teacher-*.parquet."""
+    from dataclasses import replace
+
+    from cxr.data.teacher import teacher_samples
+    from cxr.inference import make_backend
+    from cxr.train.records import SftRecords
+
+    gen = replace(cfg.teacher, image=cfg.image)
+    stats = {}
+    with make_backend(gen) as backend:
+        for split in SPLITS:
+            part = recs[recs["split"] == split].reset_index(drop=True)
+            if not len(part):
+                continue
+            images = SftRecords(out, cfg.shards, stage="instruction", split=split).image
+            kept, why = teacher_samples(part, images, backend, tries=cfg.teacher_tries)
+            kept.to_parquet(out / f"coldstart-teacher-{split}.parquet", index=False)
+            stats[split] = {"records": len(part), "kept": len(kept), "rejected": dict(why)}
+    return stats

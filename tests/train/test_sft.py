@@ -269,3 +269,66 @@ def test_time_out_budget_counts_only_time_outs(tmp_path):
     count_timeout(tmp_path, 50 * 60, time_min=60, budget=1)  # past min(0.8 T, T - 10 min): a time-out
     with pytest.raises(RuntimeError, match="timed out 2 times"):
         count_timeout(tmp_path, 55, time_min=1, budget=1)
+
+
+def test_teacher_acceptance_follows_the_seed_reward():
+    from cxr.data.teacher import accepts
+
+    good = "<think> step 1: the region [1, 2, 30, 40] shows effusion </think> The answer is: \\boxed{Effusion|nodule}"
+    assert accepts(good, "nodule|effusion") == (True, "")
+    assert accepts(good, "effusion") == (False, "wrong answer")
+    assert accepts("no think \\boxed{yes}", "yes") == (False, "format")
+    assert accepts("<think> x </think> \\boxed{YES}", "yes") == (True, "")
+    report = "<think> x [1, 1, 9, 9] </think> \\boxed{FINDINGS: clear lungs.}"
+    assert accepts(report, "FINDINGS: small effusion.") == (True, "")
+    assert accepts(report, "FINDINGS: small effusion.", reports=False) == (False, "report")
+
+
+def test_teacher_samples_through_a_real_backend(sft_data, tiny_model):
+    """A random tiny teacher writes nothing acceptable: every record is tried and rejected with a reason."""
+    from cxr.data.teacher import teacher_samples
+
+    data, shards = sft_data
+    recs = SftRecords(data, shards, stage="coldstart", split="test")
+    rows = recs.rows.head(4)
+    gen = load_config(
+        DemoConfig,
+        overrides=[
+            f"generate.model.path={tiny_model}",
+            "generate.sampling.max_new_tokens=24",
+            "generate.sampling.temperature=1.0",
+            f"generate.image.max_pixels={MAX_PIXELS}",
+        ],
+    ).generate
+    with make_backend(gen) as be:
+        kept, why = teacher_samples(rows, recs.image, be, tries=2)
+    assert len(kept) == 0 and sum(why.values()) == 2 * len(rows) and set(why) <= {"format", "no answer"}
+
+
+def test_build_data_with_a_teacher_records_what_it_kept(sft_data, tiny_model, tmp_path):
+    from cxr.config.schema import BuildDataConfig
+    from cxr.data.build import build_dataset
+
+    data, shards = sft_data
+    out = tmp_path / "data"
+    build_dataset(
+        load_config(
+            BuildDataConfig,
+            overrides=[
+                f"shards={shards}",
+                f"out={out}",
+                f"image.max_pixels={MAX_PIXELS}",
+                "tasks=[vqa_closed]",
+                f"teacher.model.path={tiny_model}",
+                "teacher.sampling.max_new_tokens=16",
+                "teacher_tries=1",
+            ],
+        )
+    )
+    meta = json.loads((out / "meta.json").read_text())
+    assert set(meta["teacher"]) <= {"train", "val", "test"} and meta["teacher"]["train"]["records"] > 0
+    assert (
+        meta["teacher"]["train"]["kept"] + sum(meta["teacher"]["train"]["rejected"].values())
+        == meta["teacher"]["train"]["records"]
+    )
+    assert (out / "coldstart-teacher-train.parquet").is_file()
