@@ -332,3 +332,32 @@ def test_build_data_with_a_teacher_records_what_it_kept(sft_data, tiny_model, tm
         == meta["teacher"]["train"]["records"]
     )
     assert (out / "coldstart-teacher-train.parquet").is_file()
+
+
+def test_lora_gradient_checkpointing_and_stage_two_from_stage_one(sft_data, tiny_model, tmp_path):
+    from transformers import AutoModelForImageTextToText
+
+    data, shards = sft_data
+    stage1 = run_sft(
+        sft_cfg(
+            data,
+            shards,
+            tmp_path / "s1",
+            tiny_model,
+            "max_steps=2",
+            "report_to=[]",
+            "lora.enabled=true",
+            "lora.r=4",
+            "gradient_checkpointing=true",
+        )
+    )
+    merged = AutoModelForImageTextToText.from_pretrained(stage1)  # LoRA merged into plain weights
+    assert not any("lora" in k for k in merged.state_dict())
+    stage2 = run_sft(
+        sft_cfg(data, shards, tmp_path / "s2", stage1, "stage=coldstart", "max_steps=2", "report_to=[]")
+    )
+    meta = json.loads((tmp_path / "s2" / "meta.json").read_text())
+    assert meta["kind"] == "sft-coldstart" and Path(stage2, "model.safetensors").is_file()
+    import yaml
+
+    assert yaml.safe_load((tmp_path / "s2" / "config.yaml").read_text())["model"]["path"] == stage1
