@@ -17,6 +17,7 @@ import random
 import pandas as pd
 
 from cxr.format import ResizeRecord
+from cxr.format.boxes import FIELDS
 
 LOOK = ["Looking at", "Examining", "Inspecting", "Reviewing", "Checking"]
 SEE = ["shows", "demonstrates", "reveals", "contains"]
@@ -29,16 +30,7 @@ def _fmt(box: list[int]) -> str:
 
 def content_box(row) -> list[int]:
     """The image content (letterbox without padding) in model-input pixels."""
-    shard = ResizeRecord(
-        int(row["orig_w"]),
-        int(row["orig_h"]),
-        int(row["content_w"]),
-        int(row["content_h"]),
-        int(row["pad_left"]),
-        int(row["pad_top"]),
-        int(row["pad_right"]),
-        int(row["pad_bottom"]),
-    )
+    shard = ResizeRecord.from_row(row)
     size = int(row["size"])
     sx, sy = int(row["input_w"]) / size, int(row["input_h"]) / size
     return [
@@ -65,19 +57,7 @@ def reasoning_for(record: dict, whole: list[int], rng: random.Random) -> str:
 
 def coldstart_samples(records: pd.DataFrame, index: pd.DataFrame, seed: int) -> pd.DataFrame:
     """One sample per record: the record plus ``completion`` (reasoning and boxed answer)."""
-    geo = index.set_index("image_id")[
-        [
-            "orig_w",
-            "orig_h",
-            "content_w",
-            "content_h",
-            "pad_left",
-            "pad_top",
-            "pad_right",
-            "pad_bottom",
-            "size",
-        ]
-    ]
+    geo = index.set_index("image_id")[[*FIELDS, "size"]]
     out = records.copy()
     completions = []
     for rec in records.to_dict("records"):

@@ -66,16 +66,7 @@ def load_shards(shards: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def _shard_rec(row) -> ResizeRecord:
-    return ResizeRecord(
-        int(row.orig_w),
-        int(row.orig_h),
-        int(row.content_w),
-        int(row.content_h),
-        int(row.pad_left),
-        int(row.pad_top),
-        int(row.pad_right),
-        int(row.pad_bottom),
-    )
+    return ResizeRecord.from_row(row._asdict())
 
 
 def build_records(

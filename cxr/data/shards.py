@@ -53,21 +53,7 @@ class ShardDataset:
         i = int(i)
         row = {c: v[i] for c, v in self._cols.items()}
         image = self._file(int(row["shard"]))[int(row["index"])]
-        rec = ResizeRecord(
-            *(
-                int(row[k])
-                for k in (
-                    "orig_w",
-                    "orig_h",
-                    "content_w",
-                    "content_h",
-                    "pad_left",
-                    "pad_top",
-                    "pad_right",
-                    "pad_bottom",
-                )
-            )
-        )
+        rec = ResizeRecord.from_row(row)
         return {"image": image, "resize": rec, **row}
 
     def __getstate__(self) -> dict:

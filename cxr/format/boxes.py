@@ -50,6 +50,11 @@ class ResizeRecord:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def from_row(cls, row) -> ResizeRecord:
+        """From a mapping (an index.parquet row, a dict) that has the record's field names as keys."""
+        return cls(*(int(row[f]) for f in FIELDS))
+
     # -- mapping -------------------------------------------------------------------------------
     def to_original(self, box: list[float], *, clip: bool = True) -> list[int]:
         """A box in model-input pixels → original-image pixels (rounded outward, clipped)."""
@@ -71,6 +76,9 @@ class ResizeRecord:
             math.ceil(y2 * self.scale_y + self.pad_top - 1e-6),
         ]
         return _clip(out, self.input_w, self.input_h) if clip else out
+
+
+FIELDS = ("orig_w", "orig_h", "content_w", "content_h", "pad_left", "pad_top", "pad_right", "pad_bottom")
 
 
 def _clip(box: list[int], w: int, h: int) -> list[int]:

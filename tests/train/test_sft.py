@@ -34,6 +34,27 @@ def sft_cfg(data, shards, out, model, *extra):
     )
 
 
+def greedy_tokens_hf_and_vllm(model_path, data, shards, n: int, max_new_tokens: int):
+    """Greedy token ids for n training prompts, from transformers and from vLLM, on one export."""
+    import dataclasses
+
+    recs = SftRecords(data, shards, stage="instruction", split="train")
+    reqs = [Request(recs.image(k), recs.prompt_text(k)) for k in range(n)]
+    gen = load_config(
+        DemoConfig,
+        overrides=[
+            f"generate.model.path={model_path}",
+            f"generate.sampling.max_new_tokens={max_new_tokens}",
+            f"generate.image.max_pixels={MAX_PIXELS}",
+        ],
+    ).generate
+    with make_backend(gen) as hf:
+        a = [g.token_ids for g in hf.generate(reqs)]
+    with make_backend(dataclasses.replace(gen, backend="vllm")) as vl:
+        b = [g.token_ids for g in vl.generate(reqs)]
+    return a, b
+
+
 def test_checkpoints_resume_and_export(sft_data, tiny_model, tmp_path, cxr_bin):
     data, shards = sft_data
     out = tmp_path / "run"
@@ -87,23 +108,8 @@ def test_export_loads_in_transformers_and_vllm_with_the_same_greedy_output(sft_d
     path = run_sft(
         sft_cfg(data, shards, tmp_path / "run", tiny_model, "max_steps=3", "save_steps=100", "report_to=[]")
     )
-    recs = SftRecords(data, shards, stage="instruction", split="train")
-    reqs = [Request(recs.image(k), recs.prompt_text(k)) for k in range(3)]
-    gen = load_config(
-        DemoConfig,
-        overrides=[
-            f"generate.model.path={path}",
-            "generate.sampling.max_new_tokens=16",
-            f"generate.image.max_pixels={MAX_PIXELS}",
-        ],
-    ).generate
-    with make_backend(gen) as hf:
-        a = hf.generate(reqs)
-    import dataclasses
-
-    with make_backend(dataclasses.replace(gen, backend="vllm")) as vl:
-        b = vl.generate(reqs)
-    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    a, b = greedy_tokens_hf_and_vllm(path, data, shards, n=3, max_new_tokens=16)
+    assert a == b
 
 
 def _format_rate(model_path: Path, data: Path, shards: Path) -> float:
@@ -191,23 +197,8 @@ def test_two_process_zero3_trains_resumes_and_exports_a_loadable_model(
 
     with safe_open(out / "export" / "model.safetensors", "pt") as f:
         assert all(f.get_slice(k).get_shape() != [0] for k in f.keys())
-    recs = SftRecords(data, shards, stage="instruction", split="train")
-    reqs = [Request(recs.image(k), recs.prompt_text(k)) for k in range(2)]
-    gen = load_config(
-        DemoConfig,
-        overrides=[
-            f"generate.model.path={out / 'export'}",
-            "generate.sampling.max_new_tokens=12",
-            f"generate.image.max_pixels={MAX_PIXELS}",
-        ],
-    ).generate
-    import dataclasses
-
-    with make_backend(gen) as hf:
-        a = hf.generate(reqs)
-    with make_backend(dataclasses.replace(gen, backend="vllm")) as vl:
-        b = vl.generate(reqs)
-    assert [g.token_ids for g in a] == [g.token_ids for g in b]
+    a, b = greedy_tokens_hf_and_vllm(out / "export", data, shards, n=2, max_new_tokens=12)
+    assert a == b
 
 
 @pytest.mark.slurm
