@@ -258,6 +258,8 @@ class SftConfig:
     def __post_init__(self) -> None:
         _check(self.stage in ("instruction", "coldstart"), "stage must be instruction or coldstart")
         _check(self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32")
+        # The ZeRO-3 export gathers full weights into a plain model; LoRA adapter keys have no place there yet.
+        _check(not (self.lora.enabled and self.deepspeed), "lora.enabled with deepspeed is not supported yet")
         _check(
             self.batch_size > 0 and self.grad_accum > 0 and self.lr > 0,
             "batch_size, grad_accum and lr must be > 0",

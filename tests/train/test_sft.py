@@ -17,21 +17,23 @@ from cxr.train.sft import latest_complete_checkpoint, run_sft
 from .conftest import MAX_PIXELS
 
 
+def sft_overrides(data, shards, out, model, *extra) -> list[str]:
+    """The overrides every SFT test shares (later ones win), for the CLI and for load_config alike."""
+    return [
+        f"data={data}",
+        f"shards={shards}",
+        f"out={out}",
+        f"model.path={model}",
+        "batch_size=4",
+        "lr=1e-3",
+        "logging_steps=1",
+        f"image.max_pixels={MAX_PIXELS}",
+        *extra,
+    ]
+
+
 def sft_cfg(data, shards, out, model, *extra):
-    return load_config(
-        SftConfig,
-        overrides=[
-            f"data={data}",
-            f"shards={shards}",
-            f"out={out}",
-            f"model.path={model}",
-            "batch_size=4",
-            "lr=1e-3",
-            "logging_steps=1",
-            f"image.max_pixels={MAX_PIXELS}",
-            *extra,
-        ],
-    )
+    return load_config(SftConfig, overrides=sft_overrides(data, shards, out, model, *extra))
 
 
 def greedy_tokens_hf_and_vllm(model_path, data, shards, n: int, max_new_tokens: int):
@@ -63,16 +65,7 @@ def test_checkpoints_resume_and_export(sft_data, tiny_model, tmp_path, cxr_bin):
             cxr_bin,
             "train",
             "sft",
-            f"data={data}",
-            f"shards={shards}",
-            f"out={out}",
-            f"model.path={tiny_model}",
-            "max_steps=4",
-            "save_steps=2",
-            "batch_size=4",
-            "lr=1e-3",
-            "logging_steps=1",
-            f"image.max_pixels={MAX_PIXELS}",
+            *sft_overrides(data, shards, out, tiny_model, "max_steps=4", "save_steps=2"),
         ],
         capture_output=True,
         text=True,
@@ -167,18 +160,17 @@ def test_two_process_zero3_trains_resumes_and_exports_a_loadable_model(
         cxr_bin,
         "train",
         "sft",
-        f"data={data}",
-        f"shards={shards}",
-        f"out={out}",
-        f"model.path={tiny_model}",
-        "save_steps=2",
-        "batch_size=2",
-        "lr=1e-3",
-        "logging_steps=1",
-        f"image.max_pixels={MAX_PIXELS}",
-        "deepspeed=configs/deepspeed/zero3.json",
-        "executor.tasks_per_node=2",
-        "report_to=[]",
+        *sft_overrides(
+            data,
+            shards,
+            out,
+            tiny_model,
+            "save_steps=2",
+            "batch_size=2",
+            "deepspeed=configs/deepspeed/zero3.json",
+            "executor.tasks_per_node=2",
+            "report_to=[]",
+        ),
     ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     repo = Path(__file__).resolve().parents[2]
