@@ -25,11 +25,10 @@ from cxr.config.runinfo import RunRecord
 from cxr.config.schema import GrpoConfig, RolloutMode
 from cxr.errors import UserError
 from cxr.inference.base import banned_token_ids
-from cxr.model import load_model, load_processor
 from cxr.rewards import completion_text, resolve_mix, trl_reward_funcs
 from cxr.train import vllm_colocate
 from cxr.train.records import SftRecords, as_hf_dataset
-from cxr.train.sft import export, latest_complete_checkpoint, vision_tower
+from cxr.train.sft import export, latest_complete_checkpoint, load_policy, trainer_args
 
 
 def _trainer_class():
@@ -69,26 +68,11 @@ def _trainer_class():
 
 
 def build_trainer(cfg: GrpoConfig, callbacks=()):
-    import torch
     from trl import GRPOConfig
 
-    on_gpu = torch.cuda.is_available()
-    bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_gpu)
     if not Path(cfg.model.path, "config.json").is_file():
         raise UserError(f"model.path={cfg.model.path!r} is not a saved model (start from stage 2's export)")
-    processor = load_processor(
-        cfg.model.path, min_pixels=cfg.image.min_pixels, max_pixels=cfg.image.max_pixels, padding_side="left"
-    )
-    model = load_model(
-        cfg.model.path,
-        dtype="bfloat16" if bf16 else "float32",
-        device="cpu",
-        attn_implementation=cfg.model.attn_implementation,
-    )
-    model.train()
-    if cfg.freeze_vision and (vis := vision_tower(model)) is not None:
-        for p in vis.parameters():
-            p.requires_grad_(False)
+    processor, model, on_gpu, bf16 = load_policy(cfg, padding_side="left")
     out = Path(cfg.out)
     extra: dict = {}
     if cfg.deepspeed:
@@ -122,21 +106,7 @@ def build_trainer(cfg: GrpoConfig, callbacks=()):
     mix = resolve_mix(cfg.reward.preset, cfg.reward.weights)
     funcs, weights = trl_reward_funcs(mix, cfg.reward.iou_threshold)
     args = GRPOConfig(
-        output_dir=str(out),
-        max_steps=cfg.max_steps,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr,
-        warmup_steps=cfg.warmup_ratio,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        bf16=bf16,
-        use_cpu=not on_gpu,
+        **trainer_args(cfg, out, on_gpu=on_gpu, bf16=bf16),
         num_generations=cfg.num_generations,
         temperature=cfg.temperature,
         top_p=cfg.top_p,
@@ -145,12 +115,6 @@ def build_trainer(cfg: GrpoConfig, callbacks=()):
         epsilon=cfg.epsilon,
         loss_type=cfg.loss_type,
         reward_weights=weights,
-        report_to=list(cfg.report_to),
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        deepspeed=cfg.deepspeed or None,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        disable_tqdm=True,
         **extra,
     )
     records = SftRecords(

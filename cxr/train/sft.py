@@ -38,14 +38,18 @@ def vision_tower(model):
     return None
 
 
-def build_trainer(cfg: SftConfig, callbacks=()):
+def load_policy(cfg, padding_side: str):
+    """Processor and trainable model from a stage config's model / image / precision / freeze_vision
+    (stages 1–3); also whether this runs on a GPU and in bf16."""
     import torch
-    from trl import SFTConfig, SFTTrainer
 
     on_gpu = torch.cuda.is_available()
     bf16 = cfg.precision == "bf16" or (cfg.precision == "auto" and on_gpu)
     processor = load_processor(
-        cfg.model.path, min_pixels=cfg.image.min_pixels, max_pixels=cfg.image.max_pixels, padding_side="right"
+        cfg.model.path,
+        min_pixels=cfg.image.min_pixels,
+        max_pixels=cfg.image.max_pixels,
+        padding_side=padding_side,
     )
     model = load_model(
         cfg.model.path,
@@ -57,6 +61,40 @@ def build_trainer(cfg: SftConfig, callbacks=()):
     if cfg.freeze_vision and (vis := vision_tower(model)) is not None:
         for p in vis.parameters():
             p.requires_grad_(False)
+    return processor, model, on_gpu, bf16
+
+
+def trainer_args(cfg, out: Path, *, on_gpu: bool, bf16: bool) -> dict:
+    """TrainingArguments every stage sets the same way from its config."""
+    return dict(
+        output_dir=str(out),
+        max_steps=cfg.max_steps,
+        num_train_epochs=cfg.epochs,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        learning_rate=cfg.lr,
+        warmup_steps=cfg.warmup_ratio,  # a float < 1 is a ratio
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        seed=cfg.seed,
+        data_seed=cfg.seed,
+        bf16=bf16,
+        use_cpu=not on_gpu,
+        report_to=list(cfg.report_to),
+        gradient_checkpointing=cfg.gradient_checkpointing,
+        deepspeed=cfg.deepspeed or None,
+        dataloader_num_workers=0,
+        remove_unused_columns=False,  # the datasets are record positions turned into rows on access
+        disable_tqdm=True,
+    )
+
+
+def build_trainer(cfg: SftConfig, callbacks=()):
+    from trl import SFTConfig, SFTTrainer
+
+    processor, model, on_gpu, bf16 = load_policy(cfg, padding_side="right")
     peft_config = None
     if cfg.lora.enabled:
         from peft import LoraConfig
@@ -75,29 +113,9 @@ def build_trainer(cfg: SftConfig, callbacks=()):
 
         extra = cpu_deepspeed.prepare()
     args = SFTConfig(
-        output_dir=str(out),
-        max_steps=cfg.max_steps,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.grad_accum,
-        learning_rate=cfg.lr,
-        warmup_steps=cfg.warmup_ratio,
-        weight_decay=cfg.weight_decay,  # a float < 1 is a ratio
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        seed=cfg.seed,
-        data_seed=cfg.seed,
-        bf16=bf16,
-        use_cpu=not on_gpu,
+        **trainer_args(cfg, out, on_gpu=on_gpu, bf16=bf16),
+        weight_decay=cfg.weight_decay,
         max_length=None,  # None: never cut image tokens (stack.md)
-        report_to=list(cfg.report_to),
-        gradient_checkpointing=cfg.gradient_checkpointing,
-        deepspeed=cfg.deepspeed or None,
-        dataloader_num_workers=0,
-        remove_unused_columns=False,
-        disable_tqdm=True,
         **extra,
     )
     train = as_hf_dataset(SftRecords(cfg.data, cfg.shards, stage=cfg.stage, split="train"))
