@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -136,21 +138,42 @@ def _rewards(out: Path) -> list[float]:
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_vllm_colocate_syncs_weights_and_the_check_catches_stale_ones(
-    sft_data, coldstart_model, tmp_path, monkeypatch
+    sft_data, coldstart_model, tmp_path, cxr_bin
 ):
+    """Each run in its own process, as jobs run: a colocated engine sets up torch.distributed
+    (MASTER_PORT, RANK …) in the process that hosts it, which must not leak into later tests."""
     data, shards = sft_data
     # a large step, so that weights the engine missed make a difference the check must see
     extra = ("max_steps=4", "save_steps=100", "rollout.mode=colocate", "lr=0.5", "max_completion_length=160")
     out = tmp_path / "fresh"
-    assert run_grpo(grpo_cfg(data, shards, out, coldstart_model, *extra)) is not None
+    r = subprocess.run(
+        [cxr_bin, "train", "grpo", *grpo_overrides(data, shards, out, coldstart_model, *extra)],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=REPO,
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
     meta = json.loads((out / "meta.json").read_text())
     assert meta["last_sync_difference"] is not None and meta["last_sync_difference"] < 1e-3, meta
 
-    import cxr.train.vllm_colocate as vc
-
-    monkeypatch.setattr(vc, "reload", lambda generation: None)  # a sync that loads nothing
-    with pytest.raises(vc.WeightSyncError, match="weight-sync check failed at step [123]"):
-        run_grpo(grpo_cfg(data, shards, tmp_path / "stale", coldstart_model, *extra))
+    # the same run with a sync that loads nothing: the check must stop it
+    stale = tmp_path / "stale"
+    script = (
+        "import cxr.train.vllm_colocate as vc\n"
+        "vc.reload = lambda generation: None\n"
+        "from cxr.config import load_config\n"
+        "from cxr.config.schema import GrpoConfig\n"
+        "from cxr.train.grpo import run_grpo\n"
+        "if __name__ == '__main__':\n"
+        f"    run_grpo(load_config(GrpoConfig, overrides={grpo_overrides(data, shards, stale, coldstart_model, *extra)!r}))\n"
+    )
+    (tmp_path / "stale.py").write_text(script)
+    r = subprocess.run(
+        [sys.executable, str(tmp_path / "stale.py")], capture_output=True, text=True, timeout=900, cwd=REPO
+    )
+    assert r.returncode != 0
+    assert re.search(r"WeightSyncError: weight-sync check failed at step [123]", r.stderr), r.stderr[-3000:]
 
 
 def _two_processes(cxr_bin, out, *extra):
