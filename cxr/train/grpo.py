@@ -130,7 +130,6 @@ def build_trainer(cfg: GrpoConfig, callbacks=()):
     if cfg.log_rollouts:
         (out / "rollouts").mkdir(parents=True, exist_ok=True)
         rollout_log = out / "rollouts" / f"rank-{int(os.environ.get('RANK', 0))}.jsonl"
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "logs"))
     engine = contextlib.nullcontext()
     if mode is RolloutMode.colocate:
         engine = vllm_colocate.llm_overrides(

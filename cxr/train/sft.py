@@ -65,7 +65,10 @@ def load_policy(cfg, padding_side: str):
 
 
 def trainer_args(cfg, out: Path, *, on_gpu: bool, bf16: bool) -> dict:
-    """TrainingArguments every stage sets the same way from its config."""
+    """TrainingArguments every stage sets the same way from its config. TensorBoard writes to
+    RUN/logs: transformers 5 takes that from the environment, set (not defaulted) per run so a
+    process that trains twice, or starts later runs, never logs into an earlier run's folder."""
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(out / "logs")
     return dict(
         output_dir=str(out),
         max_steps=cfg.max_steps,
@@ -119,7 +122,6 @@ def build_trainer(cfg: SftConfig, callbacks=()):
         **extra,
     )
     train = as_hf_dataset(SftRecords(cfg.data, cfg.shards, stage=cfg.stage, split="train"))
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out / "logs"))
     trainer = SFTTrainer(
         model=model,
         args=args,
