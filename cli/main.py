@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli import config_cmd, data_cmd, demo_cmd, generate_cmd, jobs_cmd, model_cmd, train_cmd
+from cli import config_cmd, data_cmd, demo_cmd, generate_cmd, jobs_cmd, model_cmd, score_cmd, train_cmd
 from cli.common import STATE
 from cxr.errors import UserError
 
@@ -47,6 +47,7 @@ app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)
 app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
+app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
 
 
 def main(argv: list[str] | None = None) -> None:

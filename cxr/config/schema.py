@@ -358,6 +358,32 @@ class GrpoConfig:
         _check(0 < self.top_p <= 1 and self.temperature > 0, "top_p must be in (0, 1] and temperature > 0")
 
 
+@dataclass
+class ScoreConfig:
+    """`cxr score`: the model over every image of a shards folder, one parquet part per shard."""
+
+    shards: str = ""
+    out: str = ""
+    backend: BackendName = BackendName.vllm
+    tasks: list[str] = field(default_factory=lambda: ["report"])  # prompt set: cxr.score.prompts.PROMPTS
+    model: ModelConfig = field(default_factory=ModelConfig)
+    image: ImageConfig = field(default_factory=ImageConfig)
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)  # the seed's temperature 0.6 by default
+    vllm: VllmConfig = field(default_factory=VllmConfig)
+    batch_size: int = 64  # requests per backend call (vLLM schedules them together)
+    parts_per_task: int = 1  # array tasks = parts / this
+    new_version: bool = False  # a changed model/prompt/sampling writes OUT/v2 … beside the existing results
+    max_attempts: int = 3  # rows that errored are retried on rerun until they failed this often
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def __post_init__(self) -> None:
+        from cxr.score.prompts import PROMPTS
+
+        unknown = sorted(set(self.tasks) - set(PROMPTS))
+        _check(not unknown and bool(self.tasks), f"tasks: unknown {unknown} (known: {', '.join(PROMPTS)})")
+        _check(self.batch_size > 0 and self.parts_per_task > 0 and self.max_attempts > 0, "batch_size, parts_per_task and max_attempts must be > 0")
+
+
 STAGES: dict[str, type] = {
     "generate": GenerateConfig,
     "demo": DemoConfig,
@@ -367,4 +393,5 @@ STAGES: dict[str, type] = {
     "sft": SftConfig,
     "coldstart": SftConfig,  # the same stage config; configs/coldstart.yaml sets stage=coldstart
     "grpo": GrpoConfig,
+    "score": ScoreConfig,
 }

@@ -1,0 +1,1 @@
+"""Archive scoring: the model over every image of a shards folder, exactly once per (image, task)."""
