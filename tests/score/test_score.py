@@ -190,3 +190,63 @@ def test_cli_usage_errors_are_one_line(cxr_bin, tmp_path):
         [cxr_bin, "score", "a", "b", "c", "tasks=[nope]"], capture_output=True, text=True, timeout=120
     )
     assert r.returncode == 2 and "tasks: unknown ['nope']" in r.stderr
+
+
+@pytest.mark.slurm
+@pytest.mark.slow
+def test_slurm_array_with_a_task_requeued_mid_part(score_shards, tiny_model, slurm_run_dir, tmp_path):
+    """One array task per part on the testbed; `scontrol requeue` one task while it is inside a part
+    (Slurm kills it, no signal to save) → it reruns the same call, redoes that part whole, and the
+    folder ends with every (image, task) once, equal to a local run."""
+    from dataclasses import replace
+
+    from cxr.score.output import open_run
+    from jobs.score import ScoreTask
+    from jobs.submission import map_array
+
+    expected = pd.read_parquet(score(cfg(score_shards, tiny_model, tmp_path / "local"), log=lambda s: None))
+    c = cfg(
+        score_shards,
+        tiny_model,
+        slurm_run_dir / "s",
+        "batch_size=2",
+        "executor.kind=slurm",
+        "executor.array_parallelism=2",
+        "executor.cpus_per_task=1",
+        "executor.mem_gb=2",
+        "executor.time_min=20",
+        "executor.setup=[export OMP_NUM_THREADS=1]",
+    )
+    out, hashes = open_run(c)
+    sub = map_array(
+        ScoreTask(replace(c, out=str(out)), str(out), hashes),
+        [[0], [1], [2], [3]],
+        cfg=c.executor,
+        run_dir=out / "_jobs",
+        name="score",
+    )
+    job_ids = sub.job_ids
+    victim = None
+    deadline = time.monotonic() + 300
+    while victim is None and time.monotonic() < deadline:
+        for log in (out / "_jobs" / "jobs").rglob("*_0_log.out"):
+            text = log.read_text()
+            if "prompts," in text:  # it has scored a batch
+                part = int(text.split("part ")[1].split(":")[0])
+                if not (out / "_done" / f"part-{part:05d}.json").is_file():  # and the part is not written yet
+                    victim = log.name.split("_0_log")[0]
+                    break
+        time.sleep(0.2)
+    assert victim and victim in job_ids, "no task was caught inside a part"
+    subprocess.run(["scontrol", "requeue", victim], check=True, timeout=60)
+    states = sub.wait(timeout_s=600)
+    assert set(states.values()) == {"COMPLETED"}, states
+    # the victim's log (appended across restarts) shows its part started twice
+    log = next((out / "_jobs" / "jobs").rglob(f"{victim}_0_log.out")).read_text()
+    first_line = next(line for line in log.splitlines() if "prompts," in line)
+    assert log.count(first_line.split(",")[0] + ",") >= 2, log[-2000:]
+    got = pd.read_parquet(out).sort_values(KEY).reset_index(drop=True)
+    want = expected.sort_values(KEY).reset_index(drop=True)
+    assert not got.duplicated(KEY).any()
+    cols = ["image_id", "task", "raw", "answer"]
+    pd.testing.assert_frame_equal(got[cols], want[cols])
