@@ -374,14 +374,18 @@ class ScoreConfig:
     parts_per_task: int = 1  # array tasks = parts / this
     new_version: bool = False  # a changed model/prompt/sampling writes OUT/v2 … beside the existing results
     max_attempts: int = 3  # rows that errored are retried on rerun until they failed this often
-    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+    # one task at a time by default: each holds a model (on one local GPU, two vLLM engines do not fit)
+    executor: ExecutorConfig = field(default_factory=lambda: ExecutorConfig(array_parallelism=1))
 
     def __post_init__(self) -> None:
         from cxr.score.prompts import PROMPTS
 
         unknown = sorted(set(self.tasks) - set(PROMPTS))
         _check(not unknown and bool(self.tasks), f"tasks: unknown {unknown} (known: {', '.join(PROMPTS)})")
-        _check(self.batch_size > 0 and self.parts_per_task > 0 and self.max_attempts > 0, "batch_size, parts_per_task and max_attempts must be > 0")
+        _check(
+            self.batch_size > 0 and self.parts_per_task > 0 and self.max_attempts > 0,
+            "batch_size, parts_per_task and max_attempts must be > 0",
+        )
 
 
 STAGES: dict[str, type] = {
