@@ -195,9 +195,10 @@ def test_cli_usage_errors_are_one_line(cxr_bin, tmp_path):
 @pytest.mark.slurm
 @pytest.mark.slow
 def test_slurm_array_with_a_task_requeued_mid_part(score_shards, tiny_model, slurm_run_dir, tmp_path):
-    """One array task per part on the testbed; `scontrol requeue` one task while it is inside a part
-    (Slurm kills it, no signal to save) → it reruns the same call, redoes that part whole, and the
-    folder ends with every (image, task) once, equal to a local run."""
+    """One array task per part on the testbed; one task is preempted (USR2) while inside a part → it is
+    requeued, reruns the same call, redoes that part whole, and the folder ends with every (image,
+    task) once, equal to a local run. (`scontrol requeue` sends TERM, which submitit ignores: the task
+    then finishes its part within KillWait and the requeued run finds it done — also exactly once.)"""
     from dataclasses import replace
 
     from cxr.score.output import open_run
@@ -238,7 +239,8 @@ def test_slurm_array_with_a_task_requeued_mid_part(score_shards, tiny_model, slu
                     break
         time.sleep(0.2)
     assert victim and victim in job_ids, "no task was caught inside a part"
-    subprocess.run(["scontrol", "requeue", victim], check=True, timeout=60)
+    # what preemption sends (and `cxr jobs requeue`): USR2 → submitit requeues the same call at once
+    subprocess.run(["scancel", "--signal=USR2", victim], check=True, timeout=60)
     states = sub.wait(timeout_s=600)
     assert set(states.values()) == {"COMPLETED"}, states
     # the victim's log (appended across restarts) shows its part started twice
