@@ -87,3 +87,19 @@ def slurm_run_dir(slurm_cluster, tmp_path_factory):
     # Fresh folder per test: Slurm job ids restart at 1 after a state reset and a reused submitit
     # folder would hand back stale result pickles. Under /tmp so every slurmd "node" sees it.
     return tmp_path_factory.mktemp("slurm-run")
+
+
+def small_shards(root, *, seed: int, studies: int = 30, extra: tuple[str, ...] = ()):
+    """Synthetic archive (small images, no bad files) → 128-px shards under ``root``; returns the
+    shards folder. Needs the ``deid_key`` fixture."""
+    from cxr.config import load_config
+    from cxr.config.schema import PreprocessConfig
+    from jobs.preprocess import preprocess
+    from preprocessing.synth import SynthSpec, synth_archive
+
+    synth_archive(
+        root / "archive", SynthSpec(studies=studies, seed=seed, min_size=160, max_size=200, bad_share=0)
+    )
+    overrides = [f"archive={root / 'archive' / 'dicom'}", f"shards={root / 'shards'}", "size=128", *extra]
+    preprocess(load_config(PreprocessConfig, overrides=overrides), log=lambda s: None)
+    return root / "shards"

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 
 from cxr.config import load_config
-from cxr.config.schema import BuildDataConfig, PreprocessConfig
+from cxr.config.schema import BuildDataConfig
 from cxr.data.build import build_dataset
-from jobs.preprocess import preprocess
-from preprocessing.synth import SynthSpec, synth_archive
+from tests.conftest import small_shards
 
 MAX_PIXELS = 112 * 112  # 16 image tokens: fast steps, enough to learn the format
 
@@ -16,19 +15,7 @@ MAX_PIXELS = 112 * 112  # 16 image tokens: fast steps, enough to learn the forma
 @pytest.fixture(scope="session")
 def sft_data(tmp_path_factory, deid_key):
     root = tmp_path_factory.mktemp("train")
-    synth_archive(root / "archive", SynthSpec(studies=30, seed=5, min_size=160, max_size=200, bad_share=0))
-    preprocess(
-        load_config(
-            PreprocessConfig,
-            overrides=[
-                f"archive={root / 'archive' / 'dicom'}",
-                f"shards={root / 'shards'}",
-                "size=128",
-                f"ris={root / 'archive' / 'ris' / 'ris.csv'}",
-            ],
-        ),
-        log=lambda s: None,
-    )
+    small_shards(root, seed=5, extra=(f"ris={root / 'archive' / 'ris' / 'ris.csv'}",))
     build_dataset(
         load_config(
             BuildDataConfig,
