@@ -39,3 +39,21 @@ def report(name: str, rows: list[dict], note: str = "") -> None:
             indent=2,
         )
     )
+
+
+def synthetic_shards(
+    work: Path, shards: Path, *, studies: int, seed: int, extra: tuple[str, ...] = ()
+) -> Path:
+    """Synthetic archive (small images, no bad files) → 128-px shards; what the training and scoring
+    benchmarks measure on (the tests build theirs the same way: tests/conftest.py small_shards)."""
+    from cxr.config import load_config
+    from cxr.config.schema import PreprocessConfig
+    from jobs.preprocess import preprocess
+    from preprocessing.synth import SynthSpec, synth_archive
+
+    synth_archive(
+        work / "archive", SynthSpec(studies=studies, seed=seed, min_size=160, max_size=200, bad_share=0)
+    )
+    overrides = [f"archive={work / 'archive' / 'dicom'}", f"shards={shards}", "size=128", *extra]
+    preprocess(load_config(PreprocessConfig, overrides=overrides), log=lambda s: None)
+    return shards

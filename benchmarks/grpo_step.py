@@ -36,7 +36,7 @@ from collections import defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, report  # noqa: E402
+from common import RESULTS, report, synthetic_shards  # noqa: E402
 
 MAX_PIXELS = 112 * 112  # 16 image tokens, as the training tests
 GEN = ("transformers.generate", "vLLM.generate")
@@ -57,31 +57,17 @@ def _ms(seconds: float) -> float | int:
 def prepare(work: Path, coldstart_steps: int) -> tuple[Path, Path, Path]:
     """Synthetic archive → shards → build-data, and a stage-2 cold start on it (reused when present)."""
     from cxr.config import load_config
-    from cxr.config.schema import BuildDataConfig, PreprocessConfig, SftConfig
+    from cxr.config.schema import BuildDataConfig, SftConfig
     from cxr.data.build import build_dataset
     from cxr.model import build_tiny
     from cxr.train.sft import run_sft
-    from jobs.preprocess import preprocess
-    from preprocessing.synth import SynthSpec, synth_archive
 
     data, shards, export = work / "data", work / "shards", work / "coldstart" / "export"
     if (export / "config.json").is_file():
         print(f"reusing the data and cold-start model in {work}")
         return data, shards, export
     t = time.perf_counter()
-    synth_archive(work / "archive", SynthSpec(studies=30, seed=5, min_size=160, max_size=200, bad_share=0))
-    preprocess(
-        load_config(
-            PreprocessConfig,
-            overrides=[
-                f"archive={work / 'archive' / 'dicom'}",
-                f"shards={shards}",
-                "size=128",
-                f"ris={work / 'archive' / 'ris' / 'ris.csv'}",
-            ],
-        ),
-        log=lambda s: None,
-    )
+    synthetic_shards(work, shards, studies=30, seed=5, extra=(f"ris={work / 'archive' / 'ris' / 'ris.csv'}",))
     build_dataset(
         load_config(
             BuildDataConfig, overrides=[f"shards={shards}", f"out={data}", f"image.max_pixels={MAX_PIXELS}"]

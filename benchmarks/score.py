@@ -34,7 +34,7 @@ import warnings
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import RESULTS, report  # noqa: E402
+from common import RESULTS, report, synthetic_shards  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 MAX_PIXELS = 112 * 112  # 16 image tokens, as the scoring tests
@@ -48,28 +48,10 @@ def prepare(work: Path, studies: int, per_shard: int) -> tuple[Path, Path]:
     if (shards / "index.parquet").is_file() and (model / "config.json").is_file():
         print(f"reusing the shards and the tiny model in {work}")
         return shards, model
-    from cxr.config import load_config
-    from cxr.config.schema import PreprocessConfig
     from cxr.model import build_tiny
-    from jobs.preprocess import preprocess
-    from preprocessing.synth import SynthSpec, synth_archive
 
     t = time.perf_counter()
-    synth_archive(
-        work / "archive", SynthSpec(studies=studies, seed=7, min_size=160, max_size=200, bad_share=0)
-    )
-    preprocess(
-        load_config(
-            PreprocessConfig,
-            overrides=[
-                f"archive={work / 'archive' / 'dicom'}",
-                f"shards={shards}",
-                "size=128",
-                f"studies_per_shard={per_shard}",
-            ],
-        ),
-        log=lambda s: None,
-    )
+    synthetic_shards(work, shards, studies=studies, seed=7, extra=(f"studies_per_shard={per_shard}",))
     build_tiny(model, seed=0)
     print(f"shards + tiny model: {time.perf_counter() - t:.0f} s")
     return shards, model
