@@ -54,7 +54,7 @@ def requeue(run_dir: str | Path) -> list[str]:
             continue
         running = [j for j, s in sub.states().items() if s == "RUNNING"]
         if running:
-            sub.slurm._run(["scancel", "--signal=USR2", *running])
+            sub.slurm.signal(running, "USR2")
             sent += running
     return sent
 

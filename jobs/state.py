@@ -134,6 +134,19 @@ class SlurmStates:
         r = self._run([self.squeue, "-h", "-o", "%r", "-j", job_id])
         return r.stdout.strip() if r.returncode == 0 else ""
 
+    def signal(self, job_ids: Iterable[str], sig: str = "USR2") -> None:
+        """Send ``sig`` to the jobs' steps once. scancel retries (after 5 s, 6 s, …) while a job is
+        "in a transitional state" — and a job that caught USR2 and requeued itself is in one at once,
+        so the retry would hit its *next* run, possibly before that run's handler exists (default
+        action for USR2: terminate → FAILED). The first attempt is what delivers; the retries are cut."""
+        ids = sorted(set(job_ids))
+        if not ids:
+            return
+        try:
+            subprocess.run([self.scancel, f"--signal={sig}", *ids], capture_output=True, timeout=4)
+        except subprocess.TimeoutExpired:
+            pass  # scancel is in its retry sleep: the signal went out on the first attempt
+
     def cancel(self, job_ids: Iterable[str]) -> None:
         ids = sorted(set(job_ids))
         if ids:

@@ -20,6 +20,7 @@ from cxr.config import load_config
 from cxr.config.schema import ScoreConfig
 from cxr.errors import UserError
 from jobs.score import score, status
+from jobs.state import SlurmStates
 
 MAX_PIXELS = 112 * 112
 KEY = ["image_id", "task"]
@@ -241,7 +242,7 @@ def test_slurm_array_with_a_task_requeued_mid_part(score_shards, tiny_model, slu
         time.sleep(0.2)
     assert victim and victim in job_ids, "no task was caught inside a part"
     # what preemption sends (and `cxr jobs requeue`): USR2 → submitit requeues the same call at once
-    subprocess.run(["scancel", "--signal=USR2", victim], check=True, timeout=60)
+    SlurmStates().signal([victim], "USR2")  # once: a bare scancel would retry into the requeued run
     states = sub.wait(timeout_s=600)
     assert set(states.values()) == {"COMPLETED"}, states
     # the victim's log (appended across restarts) shows its part started twice
