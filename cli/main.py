@@ -12,7 +12,17 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from cli import config_cmd, data_cmd, demo_cmd, generate_cmd, jobs_cmd, model_cmd, score_cmd, train_cmd
+from cli import (
+    config_cmd,
+    data_cmd,
+    demo_cmd,
+    generate_cmd,
+    jobs_cmd,
+    model_cmd,
+    score_cmd,
+    sweep_cmd,
+    train_cmd,
+)
 from cli.common import STATE
 from cxr.errors import UserError
 
@@ -42,6 +52,7 @@ app.add_typer(model_cmd.app, name="model")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(jobs_cmd.app, name="jobs")
 app.add_typer(train_cmd.app, name="train")
+app.add_typer(sweep_cmd.app, name="sweep")
 app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)
 app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)

@@ -25,6 +25,7 @@ class JobGroup:
     submitted_at: float = field(default_factory=time.time)
     dependency: str | None = None
     executor: dict | None = None  # the ExecutorConfig it ran with, for reruns from another shell
+    labels: list[str] | None = None  # what each job runs (a sweep's run ids), same order as job_ids
 
 
 def load_groups(run_dir: str | Path) -> list[JobGroup]:

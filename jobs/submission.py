@@ -154,7 +154,14 @@ class Submitted:
             DelayedSubmission.load(JobPaths(Path(self.group.folder), job_id=o.job_id).submitted_pickle)
             for o in bad
         ]
-        return _submit_delayed(delayed, cfg, self.run_dir, f"{self.group.name}-rerun")
+        labels = self.group.labels
+        return _submit_delayed(
+            delayed,
+            cfg,
+            self.run_dir,
+            f"{self.group.name}-rerun",
+            labels=[labels[o.index] for o in bad] if labels else None,
+        )
 
     @classmethod
     def load(cls, run_dir: str | Path) -> list[Submitted]:
@@ -172,6 +179,7 @@ def _submit_delayed(
     run_dir: str | Path,
     name: str,
     dependency: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Submitted:
     run_dir = Path(run_dir)
     folder = _new_folder(run_dir, name)
@@ -195,6 +203,7 @@ def _submit_delayed(
         job_ids=[str(j.job_id) for j in jobs],
         dependency=dependency,
         executor=to_container(cfg),
+        labels=list(labels) if labels is not None else None,
     )
     add_group(run_dir, group)
     return Submitted(run_dir, group, jobs)
@@ -221,8 +230,13 @@ def map_array(
     run_dir: str | Path,
     name: str = "array",
     dependency: str | None = None,
+    labels: Sequence[str] | None = None,
 ) -> Submitted:
-    """``fn(item)`` for every item as one throttled array (split past the site's MaxArraySize)."""
+    """``fn(item)`` for every item as one throttled array (split past the site's MaxArraySize);
+    ``labels`` (one per item) are kept with the job ids in jobs.json, to find an item's job later."""
     if not items:
         raise ValueError("map_array: no items")
-    return _submit_delayed([DelayedSubmission(fn, item) for item in items], cfg, run_dir, name, dependency)
+    if labels is not None and len(labels) != len(items):
+        raise ValueError("map_array: one label per item")
+    delayed = [DelayedSubmission(fn, item) for item in items]
+    return _submit_delayed(delayed, cfg, run_dir, name, dependency, labels)

@@ -32,3 +32,28 @@ class SaveAndStopOnRequest(TrainerCallback):
             control.should_save = True
             control.should_training_stop = True
         return control
+
+
+class MetricsLog(TrainerCallback):
+    """Appends every Trainer log (loss, learning rate, rewards, eval metrics) to ``RUN/metrics.jsonl``
+    as ``{"step": N, key: value, …}`` on the main process: the run folder's metric record, which
+    sweeps and result tables read without TensorBoard. A resumed run appends again from its
+    checkpoint's step; readers keep the last line per (step, key)."""
+
+    def __init__(self, run_dir) -> None:
+        from pathlib import Path
+
+        self.path = Path(run_dir) / "metrics.jsonl"
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        import json
+        import math
+
+        if not state.is_world_process_zero or not logs:
+            return
+        row = {"step": int(state.global_step)}
+        for k, v in logs.items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                row[k] = float(v) if math.isfinite(v) else str(v)  # JSON has no NaN/inf
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")

@@ -27,6 +27,7 @@ from cxr.errors import UserError
 from cxr.inference.base import banned_token_ids
 from cxr.rewards import completion_text, resolve_mix, trl_reward_funcs
 from cxr.train import vllm_colocate
+from cxr.train.callbacks import MetricsLog
 from cxr.train.records import SftRecords, as_hf_dataset
 from cxr.train.sft import export, latest_complete_checkpoint, load_policy, trainer_args
 
@@ -145,7 +146,7 @@ def build_trainer(cfg: GrpoConfig, callbacks=()):
             args=args,
             train_dataset=as_hf_dataset(records, rl=True),
             processing_class=processor,
-            callbacks=list(callbacks),
+            callbacks=[MetricsLog(cfg.out), *callbacks],
             rollout_log=rollout_log,
         )
     if mode is RolloutMode.colocate:

@@ -18,6 +18,7 @@ from pathlib import Path
 from cxr.config.runinfo import RunRecord
 from cxr.config.schema import SftConfig
 from cxr.model import load_model, load_processor
+from cxr.train.callbacks import MetricsLog
 from cxr.train.records import SftRecords, as_hf_dataset
 
 
@@ -128,7 +129,7 @@ def build_trainer(cfg: SftConfig, callbacks=()):
         train_dataset=train,
         processing_class=processor,
         peft_config=peft_config,
-        callbacks=list(callbacks),
+        callbacks=[MetricsLog(cfg.out), *callbacks],
     )
     return trainer, processor
 

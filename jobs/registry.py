@@ -1,0 +1,91 @@
+"""Job kinds a sweep (or any caller that runs many configs) can run by name.
+
+A kind is a config dataclass and a function that runs one config *inside the current task*, in the
+run folder ``cfg.out``, resuming from whatever that folder holds (checkpoints, done parts). It logs
+its metrics to ``RUN/metrics.jsonl`` (``{"step": N, key: value}``, last line per key wins).
+
+Built in: ``sft``, ``coldstart``, ``grpo``, ``score`` and ``toy``. Another package adds its own with
+``job: "package.module:KIND"`` in a sweep spec, where ``KIND`` is a ``JobKind``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from cxr.config.schema import ExecutorConfig, ExecutorKind, GrpoConfig, ScoreConfig, SftConfig
+from cxr.errors import UserError
+from jobs.examples import ToyConfig, toy_regression
+
+
+@dataclass(frozen=True)
+class JobKind:
+    name: str
+    config: type  # the stage's config dataclass (with ``out``, ``executor`` and usually ``seed``)
+    run: Callable[[Any], Any]  # run(cfg) in this process; raises on failure
+    preset: tuple[str, ...] = ()  # dotlist applied before the sweep's base config
+    seed_key: str = "seed"  # what a sweep's ``seeds:`` sets
+    about: str = ""
+
+
+def _sft(cfg: SftConfig) -> Any:
+    from jobs.sft import sft_task
+
+    return sft_task(cfg)
+
+
+def _grpo(cfg: GrpoConfig) -> Any:
+    from jobs.grpo import grpo_task
+
+    return grpo_task(cfg)
+
+
+def _score(cfg: ScoreConfig) -> dict:
+    """Score the whole archive inside this task (its parts one after another: a sweep task holds
+    one model), then log the folder's totals as this run's metrics."""
+    from jobs.score import score, status
+
+    out = score(replace(cfg, executor=ExecutorConfig(kind=ExecutorKind.debug)), log=lambda s: None)
+    st = status(out)
+    metrics = {k: st[k] for k in ("rows", "failed_rows", "prompts_per_s") if st[k] is not None}
+    with (Path(cfg.out) / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 0, **metrics}) + "\n")
+    return metrics
+
+
+REGISTRY: dict[str, JobKind] = {}
+
+
+def register(kind: JobKind) -> JobKind:
+    REGISTRY[kind.name] = kind
+    return kind
+
+
+register(JobKind("sft", SftConfig, _sft, about="stage 1: instruction SFT"))
+register(
+    JobKind("coldstart", SftConfig, _sft, preset=("stage=coldstart",), about="stage 2: reasoning cold start")
+)
+register(JobKind("grpo", GrpoConfig, _grpo, about="stage 3: online GRPO"))
+register(JobKind("score", ScoreConfig, _score, seed_key="sampling.seed", about="score an archive"))
+register(JobKind("toy", ToyConfig, toy_regression, about="least-squares SGD in seconds: rehearse a sweep"))
+
+
+def get(name: str) -> JobKind:
+    """A built-in kind by name, or ``package.module:ATTR`` naming a ``JobKind``."""
+    if name in REGISTRY:
+        return REGISTRY[name]
+    if ":" in name:
+        mod, _, attr = name.partition(":")
+        try:
+            kind = getattr(importlib.import_module(mod), attr)
+        except (ImportError, AttributeError) as e:
+            raise UserError(f"job {name!r} cannot be imported: {e}") from None
+        if not isinstance(kind, JobKind):
+            raise UserError(f"job {name!r} is a {type(kind).__name__}, not a jobs.registry.JobKind")
+        return kind
+    known = ", ".join(sorted(REGISTRY))
+    raise UserError(f"unknown job {name!r}: use one of {known}, or package.module:KIND")

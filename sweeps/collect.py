@@ -1,0 +1,105 @@
+"""One table for a sweep: a row per run with its flattened config, final and best metrics, job id,
+node, wall time, restarts and state (``DIR/results.parquet`` + ``.csv``), and a mean ± std view over
+seeds (``DIR/summary.parquet`` + ``.csv``). Columns: ``run_id``, ``state``, …, ``cfg.<key>``,
+``final.<metric>``, ``best.<metric>``; ``summary`` groups by every ``cfg.`` column but the seed."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import yaml
+
+from jobs.registry import get
+from sweeps import metrics, store
+from sweeps.expand import identity
+from sweeps.status import run_states
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        elif isinstance(v, list):
+            out[f"{prefix}{k}"] = json.dumps(v)  # one cell: parquet columns stay scalar
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _seconds(a: str | None, b: str | None) -> float | None:
+    try:
+        return (dt.datetime.fromisoformat(b) - dt.datetime.fromisoformat(a)).total_seconds()
+    except (TypeError, ValueError):
+        return None
+
+
+def table(folder: str | Path) -> pd.DataFrame:
+    folder = Path(folder)
+    record = store.read(folder)
+    rows = []
+    for r in run_states(folder):
+        d = store.run_dir(folder, r.id)
+        st = store.read_json(d / "status.json")
+        meta = store.read_json(d / "meta.json")
+        try:
+            config = yaml.safe_load((d / "config.yaml").read_text()) or {}
+        except OSError:
+            config = {}
+        final, best = metrics.summary(d)
+        slurm = st.get("slurm") or {}
+        row = {
+            "run_id": r.id,
+            "index": r.index,
+            "state": r.state,
+            "reason": r.reason,
+            **{k: r.extra.get(k) for k in ("trial",) if record.get("mode") == "bayes"},
+            "job_id": r.job_id,
+            "node": slurm.get("nodelist") or st.get("host"),
+            "wall_s": _seconds(st.get("first_started"), st.get("ended")),  # first start → end, restarts included
+            "restarts": max(r.restarts, int(slurm.get("restart_count", 0) or 0)),
+            "attempts": r.attempts,
+            "fixes": json.dumps(st["fixes"]) if st.get("fixes") else None,
+            **{f"cfg.{k}": v for k, v in flatten(identity(config)).items()},
+            **{f"final.{k}": v for k, v in final.items()},
+            **{f"best.{k}": v for k, v in best.items()},
+        }
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def summary(df: pd.DataFrame, seed_key: str) -> pd.DataFrame:
+    """Mean ± std of every metric over seeds, per config (completed runs only)."""
+    seed_col = f"cfg.{seed_key}"
+    cfg_cols = [c for c in df.columns if c.startswith("cfg.") and c != seed_col]
+    metric_cols = [c for c in df.columns if c.startswith(("final.", "best."))]
+    done = df[df["state"] == "completed"]
+    if done.empty or not metric_cols:
+        return pd.DataFrame(columns=[*cfg_cols, "n"])
+    # constant columns say nothing about the comparison; keep only those that vary
+    varying = [c for c in cfg_cols if df[c].astype(str).nunique() > 1]
+    keys = varying or cfg_cols[:1]
+    g = done.groupby(
+        [done[c].astype(str) if done[c].dtype == object else done[c] for c in keys], dropna=False
+    )
+    out = g[metric_cols].agg(["mean", "std"])
+    out.columns = [f"{m}.{stat}" for m, stat in out.columns]
+    out.insert(0, "n", g.size())
+    return out.reset_index()
+
+
+def collect(folder: str | Path) -> tuple[Path, Path, pd.DataFrame]:
+    folder = Path(folder)
+    record = store.read(folder)
+    df = table(folder)
+    df.to_parquet(folder / "results.parquet", index=False)
+    df.to_csv(folder / "results.csv", index=False)
+    seed_key = get(record["job"]).seed_key
+    s = summary(df, seed_key)
+    s.to_parquet(folder / "summary.parquet", index=False)
+    s.to_csv(folder / "summary.csv", index=False)
+    return folder / "results.parquet", folder / "summary.parquet", df

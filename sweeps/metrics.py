@@ -1,0 +1,75 @@
+"""A run's metrics from ``RUN/metrics.jsonl``: the final value and the best value of each key.
+
+Lines are ``{"step": N, key: value, …}``; a resumed run logs some steps again, so the last line for a
+(step, key) wins. "Best" needs a direction: lower for losses, KL and errors, higher for rewards and
+scores; keys with neither meaning (learning rate, grad norm, epoch) get no best value.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+LOWER = re.compile(r"loss|(^|[_/])kl($|[_/])|err|perplexity|nll", re.I)
+HIGHER = re.compile(r"reward|acc|f1|bleu|rouge|iou|score|auc|precision|recall|meteor|cider", re.I)
+SKIP = {"step", "epoch", "learning_rate", "grad_norm", "total_flos", "num_tokens"}
+
+
+def direction(key: str) -> str | None:
+    if key in SKIP or "runtime" in key or "per_second" in key:
+        return None
+    if LOWER.search(key):
+        return "min"
+    if HIGHER.search(key):
+        return "max"
+    return None
+
+
+def history(run_dir: str | Path) -> dict[str, dict[int, float]]:
+    """{key: {step: value}}; unreadable lines (a write cut by a kill) are skipped."""
+    out: dict[str, dict[int, float]] = {}
+    p = Path(run_dir) / "metrics.jsonl"
+    if not p.is_file():
+        return out
+    for line in p.read_text().splitlines():
+        try:
+            row = json.loads(line)
+            step = int(row.pop("step", 0))
+        except (ValueError, TypeError, AttributeError):
+            continue
+        for k, v in row.items():
+            try:
+                out.setdefault(k, {})[step] = float(v)  # "nan"/"inf" strings too
+            except (TypeError, ValueError):
+                continue
+    return out
+
+
+def summary(run_dir: str | Path) -> tuple[dict[str, float], dict[str, float]]:
+    """(final, best): the last-step value of every key, and the best finite value of keys with a
+    direction."""
+    final, best = {}, {}
+    for k, by_step in history(run_dir).items():
+        final[k] = by_step[max(by_step)]
+        d = direction(k)
+        values = [v for v in by_step.values() if math.isfinite(v)]
+        if d and values:
+            best[k] = min(values) if d == "min" else max(values)
+    return final, best
+
+
+def value(run_dir: str | Path, name: str, use: str = "final", mode: str = "min") -> float | None:
+    """One metric of a run (the sweep's objective): its final value, or its best in ``mode``."""
+    by_step = history(run_dir).get(name)
+    if not by_step:
+        return None
+    if use == "final":
+        v = by_step[max(by_step)]
+    else:
+        finite = [v for v in by_step.values() if math.isfinite(v)]
+        if not finite:
+            return None
+        v = min(finite) if mode == "min" else max(finite)
+    return v if math.isfinite(v) else None
