@@ -45,11 +45,16 @@ def _grpo(cfg: GrpoConfig) -> Any:
 
 
 def _score(cfg: ScoreConfig) -> dict:
-    """Score the whole archive inside this task (its parts one after another: a sweep task holds
-    one model), then log the folder's totals as this run's metrics."""
+    """Score the whole archive inside this task into RUN/scores (its parts one after another: a sweep
+    task holds one model), then log the folder's totals as this run's metrics."""
+    from cxr.config.runinfo import RunRecord
     from jobs.score import score, status
 
-    out = score(replace(cfg, executor=ExecutorConfig(kind=ExecutorKind.debug)), log=lambda s: None)
+    with RunRecord(cfg.out, cfg, kind="score"):  # scores in RUN/scores: that folder stays one table
+        local = replace(
+            cfg, out=str(Path(cfg.out) / "scores"), executor=ExecutorConfig(kind=ExecutorKind.debug)
+        )
+        out = score(local, log=lambda s: None)
     st = status(out)
     metrics = {k: st[k] for k in ("rows", "failed_rows", "prompts_per_s") if st[k] is not None}
     with (Path(cfg.out) / "metrics.jsonl").open("a") as f:

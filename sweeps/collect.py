@@ -45,7 +45,6 @@ def table(folder: str | Path) -> pd.DataFrame:
     for r in run_states(folder):
         d = store.run_dir(folder, r.id)
         st = store.read_json(d / "status.json")
-        meta = store.read_json(d / "meta.json")
         try:
             config = yaml.safe_load((d / "config.yaml").read_text()) or {}
         except OSError:
@@ -60,7 +59,9 @@ def table(folder: str | Path) -> pd.DataFrame:
             **{k: r.extra.get(k) for k in ("trial",) if record.get("mode") == "bayes"},
             "job_id": r.job_id,
             "node": slurm.get("nodelist") or st.get("host"),
-            "wall_s": _seconds(st.get("first_started"), st.get("ended")),  # first start → end, restarts included
+            "wall_s": _seconds(
+                st.get("first_started"), st.get("ended")
+            ),  # first start → end, restarts included
             "restarts": max(r.restarts, int(slurm.get("restart_count", 0) or 0)),
             "attempts": r.attempts,
             "fixes": json.dumps(st["fixes"]) if st.get("fixes") else None,

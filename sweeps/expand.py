@@ -205,3 +205,17 @@ def expand(spec: SweepSpec, kind: JobKind) -> list[Run]:
         seen.add(rid)
         runs.append(Run(rid, len(runs), p, config))
     return runs
+
+
+def check_space(spec: SweepSpec, kind: JobKind) -> int:
+    """Bayes: the base config and every axis's choices and bounds resolve (trials draw their configs
+    later, in the workers; a value that can never work is an error now, not a failed trial)."""
+    resolver = Resolver(base_config(spec, kind), kind.config)
+    resolver({}, "the base config")
+    n = 0
+    for key, axis in spec.axes.items():
+        values = axis if isinstance(axis, list) else next(iter(axis.values()))
+        for v in values:
+            resolver({key: v}, f"axis {key}={v}")
+            n += 1
+    return n

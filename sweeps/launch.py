@@ -21,7 +21,7 @@ from jobs.registry import get
 from jobs.state import TERMINAL
 from jobs.submission import Submitted, map_array
 from sweeps import bayes, store
-from sweeps.expand import expand
+from sweeps.expand import check_space, expand
 from sweeps.spec import SweepMode, SweepSpec
 from sweeps.status import ACTIVE, run_states
 from sweeps.task import SweepRun, executor_of
@@ -48,6 +48,7 @@ def preview(spec: SweepSpec, first: int = 3) -> str:
     spec = replace(spec, out=str(spec.folder.resolve()))
     lines = []
     if spec.mode == SweepMode.bayes:
+        check_space(spec, kind)
         items = workers(spec)
         lines.append(
             f"sweep {spec.name}: bayes (TPE), {spec.bayes.trials} trials by {len(items)} worker task(s), "
@@ -82,6 +83,7 @@ def launch(spec: SweepSpec) -> Launched:
     record: dict[str, Any] = {"name": spec.name, "job": kind.name, "mode": str(spec.mode)}
     record["executor"] = to_container(spec.executor)
     if spec.mode == SweepMode.bayes:
+        check_space(spec, kind)  # before anything is written
         items = workers(spec)
         store.create(folder, _spec_data(spec), {**record, "runs": []})
         bayes.create(folder, spec)

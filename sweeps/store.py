@@ -46,6 +46,12 @@ def create(folder: Path, spec_data: dict, record: dict[str, Any]) -> None:
     write(folder, {**record, "created": time.time(), "git": git_state(), "resumes": []})
 
 
+def dump_yaml(data: dict) -> str:
+    """safe_dump through libyaml when present (10× faster: a 1,000-run sweep writes 1,000 configs)."""
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(data, Dumper=dumper, sort_keys=False)
+
+
 def run_dir(folder: str | Path, rid: str) -> Path:
     return Path(folder) / "runs" / rid
 
@@ -54,7 +60,7 @@ def write_config(folder: Path, rid: str, config: dict, params: dict) -> Path:
     d = run_dir(folder, rid)
     d.mkdir(parents=True, exist_ok=True)
     config = {**config, "out": str(d.resolve())}
-    write_atomic(d / "config.yaml", yaml.safe_dump(config, sort_keys=False))
+    write_atomic(d / "config.yaml", dump_yaml(config))
     write_atomic(d / "params.json", json.dumps(params, default=str) + "\n")
     return d
 

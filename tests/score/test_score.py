@@ -254,3 +254,37 @@ def test_slurm_array_with_a_task_requeued_mid_part(score_shards, tiny_model, slu
     assert not got.duplicated(KEY).any()
     cols = ["image_id", "task", "raw", "answer"]
     pd.testing.assert_frame_equal(got[cols], want[cols])
+
+
+def test_a_sweep_over_sampling_scores_each_setting_into_its_own_run(score_shards, tiny_model, tmp_path):
+    """`job: score` in a sweep: every run scores the whole archive into its own folder (parts, done
+    markers) and its totals land in the sweep table."""
+    import yaml
+
+    from sweeps.collect import collect
+    from sweeps.launch import launch
+    from sweeps.spec import load_spec
+
+    base = [o for o in overrides(score_shards, tiny_model, "unused") if not o.startswith("out=")]
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "temps",
+                "job": "score",
+                "out": str(tmp_path / "sweep"),
+                "overrides": base,
+                "axes": {"sampling.temperature": [0.0, 0.7]},
+                "executor": {"array_parallelism": 1},
+            }
+        )
+    )
+    launched = launch(load_spec(spec))
+    launched.submission.wait(timeout_s=600)
+    _, _, df = collect(launched.folder)
+    assert list(df["state"]) == ["completed", "completed"], df["reason"].tolist()
+    assert (df["final.rows"] == 2 * n_images(score_shards)).all() and (df["final.failed_rows"] == 0).all()
+    for rid in df["run_id"]:
+        scored = pd.read_parquet(launched.folder / "runs" / rid / "scores")
+        assert len(scored) == 2 * n_images(score_shards) and not scored.duplicated(KEY).any()
+        assert (launched.folder / "runs" / rid / "meta.json").is_file()

@@ -105,6 +105,10 @@ def test_the_fast_resolver_equals_omegaconf_for_a_real_stage(tmp_path):
         ({"mode": "bayes", "axes": {"lr": [0.1]}}, "metric.name"),
         ({"axes": {"executor.time_min": [5]}}, "belong to the sweep"),
         ({"job": "nope", "axes": {"lr": [0.1]}}, "unknown job 'nope'"),
+        (
+            {"mode": "bayes", "metric": {"name": "val_loss"}, "axes": {"batch_size": {"choice": [8, 0]}}},
+            "axis batch_size=0",
+        ),
         ({"overrides": ["epochs=zero"], "axes": {"lr": [0.1]}}, "epochs"),
     ],
 )
