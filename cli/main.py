@@ -19,6 +19,7 @@ from cli import (
     generate_cmd,
     jobs_cmd,
     model_cmd,
+    pipeline_cmd,
     score_cmd,
     sweep_cmd,
     train_cmd,
@@ -59,6 +60,7 @@ app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
+app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -105,7 +105,14 @@ def test_demo_prints_both_backends_and_writes_a_run_folder(cxr_bin, tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     r = run(
-        cxr_bin, "demo", "-c", str(repo / "configs" / "demo.yaml"), "--workdir", str(tmp_path), cwd=tmp_path
+        cxr_bin,
+        "demo",
+        "--quick",
+        "-c",
+        str(repo / "configs" / "demo-quick.yaml"),
+        "--workdir",
+        str(tmp_path),
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     out = " ".join(r.stdout.split())
