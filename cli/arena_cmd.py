@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import typer
@@ -62,15 +63,23 @@ def arena(
     table = Table(title=f"Report Arena ({path})")
     for col in ("model", "strength", "95% CI", "W", "T", "L", "n"):
         table.add_column(col)
+
+    def num(x: float) -> str:
+        return "n/a" if pd.isna(x) else f"{x:+.2f}"
+
     for r in rated.itertuples(index=False):
         table.add_row(
             r.model,
-            f"{r.strength:+.2f}",
-            f"[{r.ci_low:+.2f}, {r.ci_high:+.2f}]",
+            num(r.strength),
+            f"[{num(r.ci_low)}, {num(r.ci_high)}]",
             str(r.wins),
             str(r.ties),
             str(r.losses),
             str(r.n),
         )
     Console().print(table)
-    Console().print(f"judgments, ratings, win rates in [bold]{path}[/] (summary.json)")
+    summary = json.loads((path / "summary.json").read_text())
+    Console().print(
+        f"{summary['valid_case_pairs']} case-pairs judged, invalid verdicts {summary['invalid_rate']:.0%} "
+        f"(left out); judgments, ratings, win rates in [bold]{path}[/] (summary.json)"
+    )

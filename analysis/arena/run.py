@@ -83,11 +83,15 @@ def tables(counts: np.ndarray, models: list[str]) -> tuple[pd.DataFrame, pd.Data
     return record, winrate
 
 
+RATING_COLUMNS = ["model", "strength", "ci_low", "ci_high", "wins", "ties", "losses", "n"]
+
+
 def ratings(counts: np.ndarray, models: list[str], cfg: ArenaConfig) -> tuple[pd.DataFrame, dict]:
     record, _ = tables(counts, models)
     if record["n"].sum() == 0:  # every verdict invalid: nothing to fit
         nan = np.full(len(models), np.nan)
-        return record.assign(strength=nan, ci_low=nan, ci_high=nan), {"tie": None, "converged": False}
+        df = record.assign(strength=nan, ci_low=nan, ci_high=nan)
+        return df[RATING_COLUMNS], {"tie": None, "converged": False}
     fit = fit_davidson(counts.sum(axis=0), ridge=cfg.ridge)
     if cfg.bootstrap:
         boot = bootstrap_strengths(counts, n_boot=cfg.bootstrap, seed=cfg.seed, ridge=cfg.ridge)
@@ -95,8 +99,7 @@ def ratings(counts: np.ndarray, models: list[str], cfg: ArenaConfig) -> tuple[pd
     else:
         low = high = np.full(len(models), np.nan)
     df = record.assign(strength=fit.strength, ci_low=low, ci_high=high)
-    cols = ["model", "strength", "ci_low", "ci_high", "wins", "ties", "losses", "n"]
-    return df[cols], {"tie": fit.tie, "converged": fit.converged}
+    return df[RATING_COLUMNS], {"tie": fit.tie, "converged": fit.converged}
 
 
 def _write(df: pd.DataFrame, out: Path, name: str, index: bool = False) -> None:
