@@ -13,11 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from cxr.errors import UserError
 from cxr.score.prompts import PROMPTS, prompt_id
 
 CASE_KEY = ["image_id", "task"]
+COLUMNS = ["image_id", "task", "prompt_id", "answer", "raw"]
 RESERVED = {"tie", "invalid"}  # outcome labels; a model may not be called so
 
 
@@ -31,6 +33,18 @@ class Contestant:
 def _split_spec(spec: str) -> tuple[str | None, str]:
     name, sep, path = spec.partition("=")
     return (name, path) if sep and name and "/" not in name else (None, spec)
+
+
+def read_answers(path: Path) -> pd.DataFrame:
+    """The columns the arena needs, from this folder's own parts only: ``pd.read_parquet(folder)``
+    would also read a ``new_version`` folder's ``v2/`` parts beneath it and mix two models' rows."""
+    parts = sorted(path.glob("part-*.parquet"))
+    have = set(pq.read_schema(parts[0]).names)
+    missing = set(COLUMNS) - have
+    if missing:
+        raise UserError(f"{parts[0]}: score rows lack columns {sorted(missing)}")
+    df = pd.concat([pd.read_parquet(p, columns=COLUMNS) for p in parts], ignore_index=True)
+    return df.drop_duplicates(CASE_KEY, keep="last").reset_index(drop=True)
 
 
 def load_contestants(scores: list[str], names: list[str]) -> list[Contestant]:
@@ -49,12 +63,8 @@ def load_contestants(scores: list[str], names: list[str]) -> list[Contestant]:
             raise UserError(f"{path} is not a `cxr score` output folder (no _run.json or part-*.parquet)")
         if name in RESERVED:
             raise UserError(f"model name {name!r} is reserved; name the folder with name=path")
-        df = pd.read_parquet(path)
-        missing = {"image_id", "task", "prompt_id", "answer", "raw"} - set(df.columns)
-        if missing:
-            raise UserError(f"{path}: score rows lack columns {sorted(missing)}")
-        df = df.drop_duplicates(CASE_KEY, keep="last")[["image_id", "task", "prompt_id", "answer", "raw"]]
-        out.append(Contestant(name, path, df.reset_index(drop=True)))
+        df = read_answers(path)
+        out.append(Contestant(name, path, df))
     seen = [c.name for c in out]
     dupes = sorted({n for n in seen if seen.count(n) > 1})
     if dupes:

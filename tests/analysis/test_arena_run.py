@@ -152,3 +152,49 @@ def test_ratings_from_simulated_cases_rank_and_bracket_the_truth():
         rated["wins"] + rated["ties"] + rated["losses"] == rated["n"]
     ).all()
     assert fit["converged"] and 0.3 < fit["tie"] < 0.8
+
+
+def test_a_real_cxr_score_folder_against_another_with_a_case_sample(
+    tiny_model, arena_shards, folders, tmp_path
+):
+    """The folder `cxr score` writes is what the arena reads (not only the synthetic ones above)."""
+    from analysis.arena import run_arena
+    from cxr.config import load_config
+    from cxr.config.schema import ArenaConfig, ScoreConfig
+    from jobs.score import score
+
+    scored = score(
+        load_config(
+            ScoreConfig,
+            overrides=[
+                f"shards={arena_shards}",
+                f"model.path={tiny_model}",
+                f"out={tmp_path / 'real'}",
+                "backend=hf",
+                "sampling.temperature=0",
+                "sampling.max_new_tokens=16",
+                "image.max_pixels=12544",
+                "executor.kind=debug",
+            ],
+        ),
+        log=lambda s: None,
+    )
+    cfg = load_config(
+        ArenaConfig,
+        overrides=[
+            f"scores=[{scored},{folders[0]}]",
+            "names=[tiny,sft]",
+            f"out={tmp_path / 'arena'}",
+            f"judge.model.path={tiny_model}",
+            "judge.backend=hf",
+            "judge.sampling.max_new_tokens=8",
+            "judge.image.max_pixels=12544",
+            "max_cases=2",
+            "bootstrap=20",
+        ],
+    )
+    out = run_arena(cfg, log=lambda s: None)
+    j = pd.read_parquet(out / "judgments.parquet")
+    assert len(j) == 2 * 2 and j["case"].nunique() == 2 and set(j["model_a"]) == {"tiny"}
+    assert set(j["image_id"]) < set(pd.read_parquet(folders[0])["image_id"])
+    assert (out / "ratings.parquet").is_file() and (out / "summary.json").is_file()
