@@ -8,6 +8,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from cli.common import CONFIG, stage_config
@@ -69,9 +70,9 @@ def arena(
 
     for r in rated.itertuples(index=False):
         table.add_row(
-            r.model,
+            escape(r.model),
             num(r.strength),
-            f"[{num(r.ci_low)}, {num(r.ci_high)}]",
+            escape(f"[{num(r.ci_low)}, {num(r.ci_high)}]"),
             str(r.wins),
             str(r.ties),
             str(r.losses),

@@ -198,3 +198,28 @@ def test_a_real_cxr_score_folder_against_another_with_a_case_sample(
     assert len(j) == 2 * 2 and j["case"].nunique() == 2 and set(j["model_a"]) == {"tiny"}
     assert set(j["image_id"]) < set(pd.read_parquet(folders[0])["image_id"])
     assert (out / "ratings.parquet").is_file() and (out / "summary.json").is_file()
+
+
+@pytest.mark.vllm
+def test_the_judge_through_vllm_cpu(cxr_bin, tiny_model, folders, tmp_path):
+    out = tmp_path / "arena"
+    vllm = ["dtype=float32", "max_model_len=2048", "enforce_eager=true", "max_num_seqs=8", "in_process=true"]
+    r = cxr(
+        cxr_bin,
+        "arena",
+        str(folders[0]),
+        str(folders[1]),
+        "--judge",
+        tiny_model,
+        str(out),
+        "--backend",
+        "vllm",
+        "max_cases=1",
+        "judge.sampling.max_new_tokens=8",
+        "judge.image.max_pixels=12544",
+        *(f"judge.vllm.{kv}" for kv in vllm),
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    j = pd.read_parquet(out / "judgments.parquet")
+    assert len(j) == 2 and set(j["order"]) == {"ab", "ba"} and j["raw"].str.len().gt(0).all()
+    assert json.loads((out / "meta.json").read_text())["status"] == "ok"
