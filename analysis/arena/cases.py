@@ -121,3 +121,11 @@ def shards_of(contestants: list[Contestant], override: str) -> Path:
     if not (path / "index.parquet").is_file():
         raise UserError(f"shards={path}: not a shards folder (no index.parquet); set shards=SHARDS")
     return path
+
+
+def check_images(cases: pd.DataFrame, shards: Path) -> None:
+    """Every case's image must be in the shards the judge will look at (before anything is written)."""
+    known = set(pd.read_parquet(shards / "index.parquet", columns=["image_id"])["image_id"])
+    missing = set(cases["image_id"]) - known
+    if missing:
+        raise UserError(f"shards={shards}: {len(missing)} case image(s) are not in it; set shards=SHARDS")

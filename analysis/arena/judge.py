@@ -17,12 +17,11 @@ from analysis.arena.cases import Contestant, question_of
 from analysis.arena.verdict import favoured, judge_question, parse_verdict
 from cxr.config.schema import GenerateConfig
 from cxr.data.shards import ShardDataset
-from cxr.errors import UserError
 from cxr.inference import Request, make_backend
 from cxr.score.run import as_rgb
 
 ORDERS = ("ab", "ba")  # ab: model_a's answer shown as A; ba: model_b's answer shown as A
-CHUNK = 64
+CHUNK = 64  # judge calls per backend call, at least (progress is logged per chunk)
 
 
 def shown_answer(row: pd.Series) -> str:
@@ -42,10 +41,11 @@ def plan(contestants: list[Contestant], cases: pd.DataFrame, max_chars: int) -> 
         (t, p): question_of(t, p) for t, p in set(zip(cases["task"], cases["prompt_id"], strict=True))
     }
     rows = []
-    for ca, cb in itertools.combinations(contestants, 2):
-        for case in cases.itertuples(index=False):
-            key = (case.image_id, case.task)
-            q = questions[(case.task, case.prompt_id)]
+    # case-major: a case's calls (every pair, both orders) sit together, so a chunk needs few images
+    for case in cases.itertuples(index=False):
+        key = (case.image_id, case.task)
+        q = questions[(case.task, case.prompt_id)]
+        for ca, cb in itertools.combinations(contestants, 2):
             for order in ORDERS:
                 first, second = (ca.name, cb.name) if order == "ab" else (cb.name, ca.name)
                 rows.append(
@@ -71,22 +71,15 @@ def ask(
     ``favoured`` (the model it preferred, ``tie`` or ``invalid``)."""
     ds = ShardDataset(shards)
     where = {img: pos for pos, img in enumerate(ds._cols["image_id"])}
-    missing = sorted(set(calls["image_id"]) - set(where))
-    if missing:
-        raise UserError(f"{ds.root}: {len(missing)} case image(s) are not in these shards; set shards=SHARDS")
-    images: dict[str, object] = {}
-
-    def image(img_id: str):
-        if img_id not in images:
-            images[img_id] = as_rgb(np.asarray(ds[where[img_id]]["image"]))
-        return images[img_id]
-
+    size = max(CHUNK, judge.batch_size)  # vLLM schedules a chunk's requests together
     raw: list[str] = []
     with make_backend(judge) as backend:
-        for lo in range(0, len(calls), CHUNK):
-            chunk = calls.iloc[lo : lo + CHUNK]
+        for lo in range(0, len(calls), size):
+            chunk = calls.iloc[lo : lo + size]
+            # each image read once per chunk; not kept across chunks (a whole archive would not fit)
+            images = {i: as_rgb(np.asarray(ds[where[i]]["image"])) for i in chunk["image_id"].unique()}
             reqs = [
-                Request(image(r.image_id), r.question, id=str(k))
+                Request(images[r.image_id], r.question, id=str(k))
                 for k, r in enumerate(chunk.itertuples(index=False))
             ]
             raw.extend(g.text for g in backend.generate(reqs))

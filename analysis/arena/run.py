@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.arena.bradley_terry import bootstrap_strengths, fit_davidson
-from analysis.arena.cases import common_cases, load_contestants, shards_of
+from analysis.arena.cases import check_images, common_cases, load_contestants, shards_of
 from analysis.arena.judge import ask, plan
 from analysis.arena.verdict import INVALID, TIE, combine_orders
 from cxr.config.runinfo import RunRecord
@@ -118,6 +118,7 @@ def run_arena(cfg: ArenaConfig, log: Callable[[str], None] = print) -> Path:
     models = [c.name for c in contestants]
     cases = common_cases(contestants, cfg.max_cases, cfg.seed)
     shards = shards_of(contestants, cfg.shards)
+    check_images(cases, shards)
     out = Path(cfg.out)
     with RunRecord(out, cfg, kind="arena"):
         calls = plan(contestants, cases, cfg.max_answer_chars)

@@ -99,6 +99,9 @@ def test_outcome_tables_from_known_judgments():
         (["{a}", "{other}", "OUT"], "no common cases"),
         (["{a}", "{other_prompt}", "OUT"], "different prompts"),
         (["x={a}", "x={b}", "OUT"], "share the name 'x'"),
+        (["{a}", "{b}", "OUT", "shards={empty}"], "not a shards folder"),
+        (["{a}", "{b}", "OUT", "shards={other_shards}"], "3 case image(s) are not in it"),
+        (["{a}", "{b}", "OUT", "max_cases=-1"], "max_cases, bootstrap and ridge must be >= 0"),
     ],
 )
 def test_user_errors_are_one_line(cxr_bin, tiny_model, folders, arena_shards, tmp_path, args, message):
@@ -110,6 +113,9 @@ def test_user_errors_are_one_line(cxr_bin, tiny_model, folders, arena_shards, tm
         "other": write_scores(tmp_path / "other", arena_shards, ["x"], task="view"),
         "other_prompt": write_scores(tmp_path / "op", arena_shards, ["x"], pid="report-0000000000"),
     }
+    paths["other_shards"] = tmp_path / "other_shards"
+    paths["other_shards"].mkdir()
+    pd.DataFrame({"image_id": ["i-unrelated"]}).to_parquet(paths["other_shards"] / "index.parquet")
     argv = [a.format(**paths).replace("OUT", str(tmp_path / "out")) for a in args]
     r = cxr(cxr_bin, "arena", *argv, "--judge", tiny_model)
     assert r.returncode == 2, r.stderr
