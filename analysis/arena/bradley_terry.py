@@ -68,13 +68,13 @@ def fit_davidson(counts: np.ndarray, *, ridge: float = 0.01, max_iter: int = 100
         return full @ x
 
     def objective(x: np.ndarray) -> float:
-        eta = local(x) @ _F.T  # (pairs, 3) log-numerators
-        logd = np.logaddexp.reduce(eta, axis=1)
-        return -float((c * eta).sum() - (n * logd).sum()) + 0.5 * x @ penalty @ x
+        logits = local(x) @ _F.T  # (pairs, 3) log-numerators of the three outcomes
+        logd = np.logaddexp.reduce(logits, axis=1)
+        return -float((c * logits).sum() - (n * logd).sum()) + 0.5 * x @ penalty @ x
 
     def grad_hess(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        eta = local(x) @ _F.T
-        p = np.exp(eta - np.logaddexp.reduce(eta, axis=1, keepdims=True))
+        logits = local(x) @ _F.T
+        p = np.exp(logits - np.logaddexp.reduce(logits, axis=1, keepdims=True))
         mu = p @ _F  # E[f], (pairs, 3)
         g_local = (c @ _F) - n[:, None] * mu
         cov = np.einsum("pk,ka,kb->pab", p, _F, _F) - mu[:, :, None] * mu[:, None, :]

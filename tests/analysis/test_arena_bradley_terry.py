@@ -61,3 +61,14 @@ def test_bootstrap_is_seeded():
     a = bootstrap_strengths(cases, n_boot=20, seed=3)
     assert np.array_equal(a, bootstrap_strengths(cases, n_boot=20, seed=3))
     assert not np.array_equal(a, bootstrap_strengths(cases, n_boot=20, seed=4))
+
+
+@pytest.mark.parametrize("w, lo, t", [(30, 10, 20), (5, 40, 3), (12, 12, 1)])
+def test_two_models_match_the_closed_form(w, lo, t):
+    """With two models the model is saturated: θ = log(losses/wins of the reference), ν = t / √(w·l)."""
+    counts = np.zeros((2, 2, 3))
+    counts[0, 1] = [w, lo, t]
+    fit = fit_davidson(counts, ridge=0.0)
+    assert fit.converged
+    assert fit.strength[1] == pytest.approx(np.log(lo / w), abs=1e-6)
+    assert fit.tie == pytest.approx(t / np.sqrt(w * lo), rel=1e-6)
