@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli import (
+    arena_cmd,
     config_cmd,
     data_cmd,
     demo_cmd,
@@ -61,6 +62,7 @@ app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
 app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
+app.command("arena", epilog=arena_cmd.EPILOG)(arena_cmd.arena)
 
 
 def main(argv: list[str] | None = None) -> None:
