@@ -372,7 +372,7 @@ class ScoreConfig:
     vllm: VllmConfig = field(default_factory=VllmConfig)
     batch_size: int = 64  # requests per backend call (vLLM schedules them together)
     parts_per_task: int = 1  # array tasks = parts / this
-    new_version: bool = False  # a changed model/prompt/sampling writes OUT/v2 … beside the existing results
+    new_version: bool = False  # a changed model/prompt/sampling writes OUT/_v2 … beside the existing results
     max_attempts: int = 3  # rows that errored are retried on rerun until they failed this often
     # one task at a time by default: each holds a model (on one local GPU, two vLLM engines do not fit)
     executor: ExecutorConfig = field(default_factory=lambda: ExecutorConfig(array_parallelism=1))

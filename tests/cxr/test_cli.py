@@ -21,6 +21,15 @@ COMMANDS = [
     ["jobs", "requeue"],
     ["jobs", "rerun"],
     ["jobs", "probe"],
+    ["score"],
+    ["train", "sft"],
+    ["train", "grpo"],
+    ["sweep", "launch"],
+    ["sweep", "status"],
+    ["sweep", "resume"],
+    ["sweep", "collect"],
+    ["pipeline"],
+    ["arena"],
 ]
 
 
@@ -31,7 +40,19 @@ def run(cxr_bin, *args, cwd=None):
 def test_help_lists_commands(cxr_bin):
     r = run(cxr_bin, "--help")
     assert r.returncode == 0
-    for name in ("generate", "demo", "model", "config", "synth", "preprocess", "build-data", "jobs"):
+    for name in (
+        "generate",
+        "demo",
+        "model",
+        "config",
+        "synth",
+        "preprocess",
+        "build-data",
+        "jobs",
+        "sweep",
+        "pipeline",
+        "arena",
+    ):
         assert name in r.stdout
 
 
