@@ -67,6 +67,8 @@ class TinySpec:
     vision_depth: int = 2
     vision_hidden: int = 64
     vision_heads: int = 1
+    vision_intermediate: int = 0  # 0: 2 × vision_hidden
+    text_vocab: int = 0  # > tokenizer size: a wider embedding (benchmarks/gpu.py: the 7B's 152,064 rows)
     min_pixels: int = 56 * 56
     max_pixels: int = 224 * 224
 
@@ -165,7 +167,7 @@ def _configs(tokenizer, spec: TinySpec, family: str):
     head_dim = spec.hidden_size // spec.num_heads
     unit = head_dim // 16  # mrope sections (t, h, w) sum to head_dim / 2, in Qwen's 2:3:3 shape
     text = {
-        "vocab_size": len(tokenizer),
+        "vocab_size": max(len(tokenizer), spec.text_vocab),
         "hidden_size": spec.hidden_size,
         "intermediate_size": spec.intermediate_size,
         "num_hidden_layers": spec.num_layers,
@@ -184,7 +186,7 @@ def _configs(tokenizer, spec: TinySpec, family: str):
     vision = {
         "depth": spec.vision_depth,
         "hidden_size": spec.vision_hidden,
-        "intermediate_size": 2 * spec.vision_hidden,
+        "intermediate_size": spec.vision_intermediate or 2 * spec.vision_hidden,
         "num_heads": spec.vision_heads,
         "out_hidden_size": spec.hidden_size,
     }
