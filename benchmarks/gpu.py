@@ -113,9 +113,8 @@ def prepare(tmp: Path, args) -> dict:
     os.environ.setdefault("CXR_DEID_KEY", "benchmark-key-0123456789")
     t0 = time.perf_counter()
     spec = None if args.tiny else seven_b_spec(args.layers)
-    model = build_tiny(tmp / "model", seed=0, spec=spec)
-    if not args.tiny:  # the trainer and vLLM load what a cluster would: bf16 weights
-        _to_bf16(model)
+    # the trainer and vLLM load what a cluster would: bf16 weights (the tiny CPU run stays fp32)
+    model = build_tiny(tmp / "model", seed=0, spec=spec, dtype="float32" if args.tiny else "bfloat16")
     side = 256 if args.tiny else 640
     synth_archive(
         tmp / "a", SynthSpec(studies=args.studies, seed=1, min_size=side, max_size=side + 64, bad_share=0)
@@ -150,14 +149,6 @@ def prepare(tmp: Path, args) -> dict:
         "shards": str(tmp / "s"),
         "setup_s": time.perf_counter() - t0,
     }
-
-
-def _to_bf16(model_dir: Path) -> None:
-    import torch
-
-    from cxr.model import load_model
-
-    load_model(model_dir, dtype="float32").to(torch.bfloat16).save_pretrained(model_dir)
 
 
 # ---------------------------------------------------------------- sections (each in a subprocess)

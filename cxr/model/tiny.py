@@ -231,10 +231,15 @@ def build_model(tokenizer, spec: TinySpec, seed: int, family: str = "qwen2.5-vl"
 
 
 def build_tiny(
-    out: str | Path, seed: int = 0, spec: TinySpec | None = None, family: str = "qwen2.5-vl"
+    out: str | Path,
+    seed: int = 0,
+    spec: TinySpec | None = None,
+    family: str = "qwen2.5-vl",
+    dtype: str = "float32",
 ) -> Path:
     """Write a tiny Qwen2.5-VL (or Qwen3-VL) — model, tokenizer, processor — to ``out`` with
-    ``save_pretrained``. Qwen2.5-VL is the default: the seed model's architecture."""
+    ``save_pretrained``. Qwen2.5-VL is the default: the seed model's architecture. ``dtype``
+    bfloat16 builds big specs (benchmarks/gpu.py) in half the memory and time."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     spec = spec or TinySpec()
@@ -242,7 +247,14 @@ def build_tiny(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(seed, spec)
     processor = build_processor(tokenizer, spec, family)
-    model = build_model(tokenizer, spec, seed, family)
+    import torch
+
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        model = build_model(tokenizer, spec, seed, family)
+    finally:
+        torch.set_default_dtype(default)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
