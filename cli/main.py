@@ -16,6 +16,7 @@ from cli import (
     config_cmd,
     data_cmd,
     demo_cmd,
+    eval_cmd,
     generate_cmd,
     jobs_cmd,
     model_cmd,
@@ -59,6 +60,7 @@ app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
+app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.eval_)
 
 
 def main(argv: list[str] | None = None) -> None:

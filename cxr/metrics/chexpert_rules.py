@@ -224,7 +224,9 @@ def findings_f1(pred: str, ref: str, *, uncertain_as: int = POSITIVE) -> float:
 def pair_counts(pred: str, ref: str, *, uncertain_as: int = POSITIVE) -> dict[str, tuple[int, int, int]]:
     """(TP, FP, FN) per finding for one pair of reports; findings positive on neither side are left out."""
     p, r = _positives(pred, uncertain_as), _positives(ref, uncertain_as)
-    return {f: (int(f in p and f in r), int(f in p and f not in r), int(f in r and f not in p)) for f in p | r}
+    return {
+        f: (int(f in p and f in r), int(f in p and f not in r), int(f in r and f not in p)) for f in p | r
+    }
 
 
 def f1_from_counts(counts: dict[str, list[int]]) -> dict:

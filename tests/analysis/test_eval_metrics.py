@@ -197,3 +197,23 @@ def test_bootstrap_ci_contains_the_estimate_shrinks_with_n_and_is_seeded():
     assert widths[1] < widths[0] / 4  # ~ 1/sqrt(n): sqrt(40) ≈ 6.3
     ((v, lo, hi),) = estimate(mean_stat("a", np.ones(1)), np.arange(1), 1000, generator(0))
     assert v == 1.0 and np.isnan(lo) and np.isnan(hi)  # one case: nothing to resample
+
+
+def test_a_coco_ap_resample_equals_a_fresh_cocoeval_on_the_resampled_cases():
+    from analysis.eval.grounding import CocoAP
+
+    rng = np.random.default_rng(3)
+    refs, preds = [], []
+    for _ in range(12):
+        rs = [
+            [x, y, x + w, y + w] for x, y, w in rng.integers(0, 60, size=(rng.integers(1, 3), 3)) + [0, 0, 8]
+        ]
+        refs.append(rs)
+        jitter = [[v + int(rng.integers(-4, 5)) for v in r] for r in rs]
+        preds.append(jitter[: rng.integers(0, len(jitter) + 1)] + [[0, 0, 5, 5]] * int(rng.integers(0, 2)))
+    ap = CocoAP(preds, refs)
+    for _ in range(3):
+        idx = rng.integers(0, 12, size=12)
+        fresh = coco_map([preds[i] for i in idx], [refs[i] for i in idx])
+        assert ap.score(idx) == pytest.approx(list(fresh), abs=1e-12)
+    assert 0 < ap.score(np.arange(12))[0] < 1
