@@ -100,3 +100,51 @@ def test_cxr_eval_scores_the_records_rows(scored, cxr_bin):
     assert {"map", "iou_mean"} <= per_task["grounding"]
     assert {"view", "sex", "age_band"} <= set(table.slice)  # the score run's shards give the slices
     assert table["value"].notna().any() and "chexpert_rule_f1_micro_14" in r.stdout
+
+
+def test_records_mode_failures_are_keyed_by_record_and_retried_up_to_the_cap(scored, tmp_path):
+    """A record whose image cannot be read is a failure row with its record_id; the image's other
+    records fail with it, each once; a rerun retries exactly those records."""
+    from dataclasses import replace
+
+    from cxr.score.run import load_records
+    from tests.score.test_score import _corrupt_one_image
+
+    root, cfg, _, records = scored
+    bad, image_id = _corrupt_one_image(root / "shards", tmp_path)
+    # only the corrupted image's shard (1) and one more keep the test short
+    located = load_records(root / "records.parquet", bad)
+    records = records[records["record_id"].isin(located[located["shard"] <= 1]["record_id"])]
+    records.to_parquet(tmp_path / "records.parquet")
+    c = replace(
+        cfg,
+        shards=str(bad),
+        out=str(tmp_path / "s"),
+        max_attempts=2,
+        records=str(tmp_path / "records.parquet"),
+    )
+    out = score(c, log=lambda s: None)
+    hit = records[records["image_id"] == image_id]
+    assert len(hit), "the corrupted image must have records (seed 11 draws some)"
+    fails = pd.read_parquet(out / "_failures.parquet")
+    assert sorted(fails["record_id"]) == sorted(hit["record_id"]) and (fails["attempts"] == 1).all()
+    assert len(pd.read_parquet(out)) == len(records) - len(hit)
+    score(c, log=lambda s: None)
+    fails = pd.read_parquet(out / "_failures.parquet")
+    assert sorted(fails["record_id"]) == sorted(hit["record_id"]) and (fails["attempts"] == 2).all()
+    assert not pd.read_parquet(out)["record_id"].duplicated().any()
+
+
+def test_bad_records_are_one_line_user_errors(scored, tmp_path):
+    from cxr.errors import UserError
+    from cxr.score.run import load_records
+
+    root, _, _, records = scored
+    with pytest.raises(UserError, match="does not exist"):
+        load_records(tmp_path / "nope.parquet", root / "shards")
+    records.drop(columns=["question"]).to_parquet(tmp_path / "q.parquet")
+    with pytest.raises(UserError, match="lacks column.*question"):
+        load_records(tmp_path / "q.parquet", root / "shards")
+    records.assign(image_id="elsewhere").to_parquet(tmp_path / "x.parquet")
+    with pytest.raises(UserError, match="none of its images"):
+        load_records(tmp_path / "x.parquet", root / "shards")

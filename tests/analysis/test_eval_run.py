@@ -227,3 +227,9 @@ def test_bad_input_is_a_one_line_user_error(tmp_path, cxr_bin):
     )
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert r.stderr.strip().count("\n") == 0 and "no score row matches a reference" in r.stderr
+
+
+def test_help_explains_itself_with_an_example(cxr_bin):
+    r = subprocess.run([cxr_bin, "eval", "--help"], capture_output=True, text=True, timeout=120)
+    text = " ".join(r.stdout.split())
+    assert r.returncode == 0 and "Example: cxr eval" in text and "--references" in text
