@@ -1,7 +1,7 @@
 """Bootstrap 95 % confidence intervals: resample cases with replacement, recompute the statistic.
 
 Why a plain percentile bootstrap: every metric here is either a mean over cases, a ratio of pooled
-counts or a corpus score (BLEU, CIDEr, METEOR, mAP); resampling whole cases and recomputing the
+counts or a corpus score (BLEU, METEOR, mAP); resampling whole cases and recomputing the
 statistic treats all three alike. Corpus scores are recomputed on each resample, not averaged.
 Each (task, slice, value) draws from its own generator, derived from the seed and its name, so a
 number does not change when other metrics or slices are added.

@@ -400,7 +400,7 @@ class EvalConfig:
     shards: str = ""  # for the sex / age-band slices (index.parquet); empty = the score run's shards
     out: str = ""
     bootstrap: int = 1000  # resamples for the 95 % CIs (0 = no CIs)
-    # corpus metrics (BLEU, CIDEr, METEOR, mAP) are recomputed on every resample: fewer by default
+    # corpus metrics (BLEU, METEOR, mAP) are recomputed on every resample: fewer by default
     bootstrap_corpus: int = 200
     seed: int = 0
     iou_threshold: float = 0.5  # box precision / recall: a match needs IoU >= this
