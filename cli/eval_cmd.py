@@ -63,7 +63,7 @@ def pd_table(path: Path) -> Table:
     import pandas as pd
 
     df = pd.read_parquet(path / "metrics.parquet")
-    df = df[(df["slice"] == "all") & df["metric"].isin(HEADLINE)]
+    df = df[(df["slice"] == "all") & df["metric"].isin(HEADLINE)].sort_values("task", kind="stable")
     table = Table("task", "metric", "value", "95% CI", "n")
     for r in df.itertuples():
         ci = "" if pd.isna(r.ci_low) else f"{r.ci_low:.3f}–{r.ci_high:.3f}"

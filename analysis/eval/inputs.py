@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from cxr.errors import UserError
@@ -91,9 +92,10 @@ def attach_slices(scores: pd.DataFrame, shards: str, slices: list[str]) -> tuple
 
 def join(scores: pd.DataFrame, refs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Score rows with their reference (``ref_answer``, ``ref_boxes``); ``task`` is the record's task."""
-    r = refs[["record_id", "task", "image_id", "answer", "boxes"]].rename(
-        columns={"answer": "ref_answer", "boxes": "ref_boxes", "task": "ref_task"}
+    keep = ["record_id", "task", "image_id", "answer", "boxes"] + (
+        ["input_w"] if "input_w" in refs.columns else []
     )
+    r = refs[keep].rename(columns={"answer": "ref_answer", "boxes": "ref_boxes", "task": "ref_task"})
     if "record_id" in scores.columns and scores["record_id"].notna().any():
         on = "record_id"
         joined = scores.merge(r.drop(columns=["image_id"]), on="record_id", how="inner")
@@ -111,6 +113,36 @@ def join(scores: pd.DataFrame, refs: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     joined = joined.drop(columns=["task"]).rename(columns={"ref_task": "task"})
     joined["ref_boxes"] = [_ref_boxes(b) for b in joined["ref_boxes"]]
     return joined.reset_index(drop=True), on
+
+
+def box_scale(joined: pd.DataFrame, scores: str | Path, shards: str) -> tuple[np.ndarray, str]:
+    """Per joined row, the factor from the score run's model-input pixels to the references'.
+
+    Both are resizes of the same stored square (``smart_resize`` within each run's image bounds), so
+    when ``cxr score`` ran with other ``image.min/max_pixels`` than ``cxr build-data`` the predicted
+    boxes are scaled to the references' input size instead of being compared in another space."""
+    ones = np.ones(len(joined))
+    try:
+        image = json.loads((Path(scores) / "_run.json").read_text())["config"]["image"]
+        index = pd.read_parquet(Path(shards) / "index.parquet", columns=["image_id", "size"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return ones, "boxes compared as stated (score run image bounds or shard sizes unknown)"
+    if "input_w" not in joined.columns:
+        return ones, "boxes compared as stated (references have no input_w)"
+    from cxr.format import smart_resize_record
+
+    sizes = dict(zip(index["image_id"], index["size"], strict=True))
+    bounds = {"min_pixels": int(image["min_pixels"]), "max_pixels": int(image["max_pixels"])}
+    widths = {int(sz): smart_resize_record(int(sz), int(sz), **bounds).input_w for sz in set(sizes.values())}
+    factor = np.array(
+        [
+            ref_w / widths[int(sizes[i])] if i in sizes and ref_w == ref_w else 1.0
+            for i, ref_w in zip(joined["image_id"], joined["input_w"], strict=True)
+        ]
+    )
+    if np.allclose(factor, 1.0):
+        return ones, "boxes in the same model-input pixels as the references"
+    return factor, f"predicted boxes scaled to the references' input size (score run bounds {bounds})"
 
 
 def _ref_boxes(value) -> list[list[float]]:

@@ -105,7 +105,7 @@ def _rows(task: str, df: pd.DataFrame, stats: list[Stat], cfg: EvalConfig) -> li
 
 
 def compute(
-    cfg: EvalConfig, scores: pd.DataFrame, refs: pd.DataFrame | None, log=print
+    cfg: EvalConfig, scores: pd.DataFrame, refs: pd.DataFrame | None, log=print, shards: str = ""
 ) -> tuple[pd.DataFrame, dict]:
     summary: dict = {"score_rows": len(scores), "skipped": learned_metrics(cfg)}
     rows: list[dict] = []
@@ -123,7 +123,9 @@ def compute(
             summary["skipped"]["reference metrics"] = "no references given (--references DATA/test.parquet)"
         else:
             joined, on = inputs.join(scores, refs)
-            summary.update(joined_rows=len(joined), joined_on=on)
+            scale, box_note = inputs.box_scale(joined, cfg.scores, shards)
+            joined["box_scale"] = scale
+            summary.update(joined_rows=len(joined), joined_on=on, boxes=box_note)
             log(f"eval: {len(joined)} score rows matched a reference (on {on})")
             for task, part in joined.groupby("task", sort=True):
                 t0 = time.perf_counter()
@@ -137,7 +139,8 @@ def compute(
                 boxed = cases[[len(b) > 0 for b in cases["ref_boxes"]]].reset_index(drop=True)
                 if len(boxed):
                     preds = [
-                        predicted_boxes(a, b) for a, b in zip(boxed["answer"], boxed["boxes"], strict=True)
+                        [[v * f for v in box] for box in predicted_boxes(a, b)]
+                        for a, b, f in zip(boxed["answer"], boxed["boxes"], boxed["box_scale"], strict=True)
                     ]
                     rows += _rows(
                         str(task),
@@ -172,12 +175,11 @@ def evaluate(cfg: EvalConfig, log=print) -> Path:
     scores = inputs.load_scores(cfg.scores)
     refs = inputs.load_references(cfg.references) if cfg.references else None
     learned_metrics(cfg)  # a bad weights folder fails before any work
-    scores, slice_skips = inputs.attach_slices(
-        scores, cfg.shards or inputs.run_shards(cfg.scores), cfg.slices
-    )
+    shards = cfg.shards or inputs.run_shards(cfg.scores)
+    scores, slice_skips = inputs.attach_slices(scores, shards, cfg.slices)
     out = Path(cfg.out)
     with RunRecord(out, cfg, kind="eval"):
-        table, summary = compute(cfg, scores, refs, log)
+        table, summary = compute(cfg, scores, refs, log, shards=shards)
         summary["skipped"].update(slice_skips)
         table.to_parquet(out / "metrics.parquet", index=False)
         table.to_csv(out / "metrics.csv", index=False)

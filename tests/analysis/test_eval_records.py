@@ -93,6 +93,7 @@ def test_cxr_eval_scores_the_records_rows(scored, cxr_bin):
     assert r.returncode == 0, r.stderr[-3000:]
     summary = json.loads((root / "eval" / "summary.json").read_text())
     assert summary["joined_on"] == "record_id" and summary["joined_rows"] == len(records)
+    assert "same model-input pixels" in summary["boxes"]  # score and build-data used one image bound
     table = pd.read_parquet(root / "eval" / "metrics.parquet")
     per_task = table[table.slice == "all"].groupby("task")["metric"].apply(set)
     assert {"bleu_4", "cider", "chexpert_rule_f1_micro_14"} <= per_task["report"]

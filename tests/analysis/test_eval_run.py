@@ -233,3 +233,26 @@ def test_help_explains_itself_with_an_example(cxr_bin):
     r = subprocess.run([cxr_bin, "eval", "--help"], capture_output=True, text=True, timeout=120)
     text = " ".join(r.stdout.split())
     assert r.returncode == 0 and "Example: cxr eval" in text and "--references" in text
+
+
+def test_boxes_from_a_score_run_with_other_image_bounds_are_scaled_to_the_references(tmp_path):
+    """A 128-px stored square is 112 px for the model at max_pixels=112*112 and 140 px at 512*512:
+    a box the model states at 112 px is compared at 140/112 its size with 140-px references."""
+    import numpy as np
+
+    from analysis.eval.inputs import box_scale
+
+    (tmp_path / "scores").mkdir()
+    (tmp_path / "shards").mkdir()
+    image = {"min_pixels": 56 * 56, "max_pixels": 112 * 112}
+    (tmp_path / "scores" / "_run.json").write_text(json.dumps({"config": {"image": image}}))
+    pd.DataFrame({"image_id": ["a", "b"], "size": [128, 128]}).to_parquet(
+        tmp_path / "shards" / "index.parquet"
+    )
+    joined = pd.DataFrame({"image_id": ["a", "b"], "input_w": [140, 112]})
+    factor, note = box_scale(joined, tmp_path / "scores", str(tmp_path / "shards"))
+    assert np.allclose(factor, [140 / 112, 1.0]) and "scaled" in note
+    factor, note = box_scale(joined.assign(input_w=112), tmp_path / "scores", str(tmp_path / "shards"))
+    assert np.allclose(factor, 1.0) and "same model-input pixels" in note
+    factor, note = box_scale(joined, tmp_path / "elsewhere", str(tmp_path / "shards"))
+    assert np.allclose(factor, 1.0) and "as stated" in note
