@@ -70,6 +70,8 @@ class _Meteor:
         from pycocoevalcap.meteor.meteor import Meteor
 
         self._m = Meteor()
+        # "|||" separates fields in the jar's protocol; the wrapper strips it from hypotheses only
+        refs = [[r.replace("|||", " ") for r in rs] for rs in refs]
         with self._m.lock:
             self.stats = [self._m._stat(h, r) for h, r in zip(hyps, refs, strict=True)]
 
