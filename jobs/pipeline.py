@@ -59,17 +59,17 @@ def plan(cfg: PipelineConfig) -> dict[str, Any]:
         c = getattr(cfg, stage)
         model = replace(c.model, path=model_after(cfg, stage))
         out[stage] = replace(c, data=data, shards=shards, out=_p(cfg, stage), model=model)
+    records = str(Path(data) / f"{cfg.eval_split}.parquet") if cfg.eval_split else ""
     out["score"] = replace(
         cfg.score,
         shards=shards,
         out=_p(cfg, "scores"),
+        records=records,
         model=replace(cfg.score.model, path=model_after(cfg, "score")),
     )
-    out["eval"] = {
-        "scores": _p(cfg, "scores"),
-        "references": str(Path(data) / "test.parquet"),
-        "out": _p(cfg, "eval"),
-    }
+    out["eval"] = replace(
+        cfg.eval, scores=_p(cfg, "scores"), references=records, shards=shards, out=_p(cfg, "eval")
+    )
     return {s: out[s] for s in cfg.stages}
 
 
@@ -151,10 +151,24 @@ def _score(cfg: PipelineConfig, c) -> dict:
     return {k: st[k] for k in ("rows", "failed_rows", "prompts_per_s")}
 
 
-def _eval(cfg: PipelineConfig, c: dict) -> dict:
-    from analysis.eval import evaluate  # noqa: F401  (issue 9: built beside this)
+def _eval(cfg: PipelineConfig, c) -> dict:
+    from analysis.eval import evaluate
 
-    raise UserError("the eval stage is not available yet")
+    return headline(evaluate(c, log=lambda s: print(s, flush=True)))
+
+
+def headline(eval_dir: Path, n: int = 6) -> dict:
+    """A few whole-set numbers of an eval folder (task/metric: value), for summaries."""
+    head = json.loads((Path(eval_dir) / "summary.json").read_text()).get("headline", {})
+    keep = ("bleu_4", "rouge_l", "cider", "chexpert_rule_f1_micro_14", "accuracy", "map", "format_ok_rate")
+    flat = {
+        f"{t}/{m}": round(v["value"], 3)
+        for t, ms in head.items()
+        for m, v in ms.items()
+        if v.get("value") is not None
+    }
+    picked = {k: v for k, v in flat.items() if k.split("/", 1)[1] in keep}
+    return dict(list(picked.items())[:n]) or dict(list(flat.items())[:n])
 
 
 _STAGES = {
@@ -186,7 +200,9 @@ def demo_key(cfg: PipelineConfig) -> PipelineConfig:
 def prepare(cfg: PipelineConfig) -> PipelineConfig:
     """Absolute workdir, the demo key, and the tiny base model when none is named."""
     if "preprocess" in cfg.stages and not cfg.archive and cfg.synth.studies <= 0:
-        raise UserError("pipeline: give archive=/path/to/dicom, or synth.studies=N (> 0) for a synthetic archive")
+        raise UserError(
+            "pipeline: give archive=/path/to/dicom, or synth.studies=N (> 0) for a synthetic archive"
+        )
     cfg = replace(cfg, workdir=str(Path(cfg.workdir).resolve()))
     cfg = demo_key(cfg)
     if not cfg.base_model and any(s in cfg.stages for s in (*TRAINING, "score")):
@@ -224,5 +240,7 @@ def pipeline(cfg: PipelineConfig, log=print):
 
 
 def _stage_executor(cfg: PipelineConfig, stage: str, kind: ExecutorKind) -> ExecutorConfig:
-    own = getattr(getattr(cfg, stage, None), "executor", None) or cfg.executor  # build_data, eval: the chain's
+    own = (
+        getattr(getattr(cfg, stage, None), "executor", None) or cfg.executor
+    )  # build_data, eval: the chain's
     return replace(own, kind=kind, job_name=f"cxr-{stage}")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from cxr.config.schema import (
     BuildDataConfig,
+    EvalConfig,
     ExecutorConfig,
     GrpoConfig,
     PreprocessConfig,
@@ -55,7 +56,10 @@ class PipelineConfig:
     coldstart: SftConfig = field(default_factory=_coldstart)
     grpo: GrpoConfig = field(default_factory=GrpoConfig)
     score: ScoreConfig = field(default_factory=ScoreConfig)
-    eval_bootstrap: int = 200  # the eval stage's bootstrap resamples (its other settings: defaults)
+    # the score stage asks this split's build-data records their own questions, which eval compares with
+    # their answers; "" = the fixed prompt set (score.tasks) over every image of the archive
+    eval_split: str = "test"
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(bootstrap=200, bootstrap_corpus=50))
     report: bool = True  # write WORKDIR/report/index.html at the end
     executor: ExecutorConfig = field(default_factory=ExecutorConfig)  # the chain's kind (local|slurm|debug)
 
@@ -66,5 +70,7 @@ class PipelineConfig:
         if not self.stages:
             raise ValueError("stages: empty")
         order = [PIPELINE_STAGES.index(s) for s in self.stages]
+        if self.eval_split not in ("", "train", "val", "test"):
+            raise ValueError("eval_split must be train, val, test or empty")
         if order != sorted(order) or len(set(order)) != len(order):
             raise ValueError(f"stages: give them once each, in pipeline order {list(PIPELINE_STAGES)}")
