@@ -4,7 +4,7 @@ A kind is a config dataclass and a function that runs one config *inside the cur
 run folder ``cfg.out``, resuming from whatever that folder holds (checkpoints, done parts). It logs
 its metrics to ``RUN/metrics.jsonl`` (``{"step": N, key: value}``, last line per key wins).
 
-Built in: ``sft``, ``coldstart``, ``grpo``, ``score`` and ``toy``. Another package adds its own with
+Built in: ``sft``, ``coldstart``, ``grpo``, ``score``, ``score+eval`` and ``toy``. Another package adds its own with
 ``job: "package.module:KIND"`` in a sweep spec, where ``KIND`` is a ``JobKind``.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 import importlib
 import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from cxr.config.schema import ExecutorConfig, ExecutorKind, GrpoConfig, ScoreConfig, SftConfig
+from cxr.config.schema import EvalConfig, ExecutorConfig, ExecutorKind, GrpoConfig, ScoreConfig, SftConfig
 from cxr.errors import UserError
 from jobs.examples import ToyConfig, toy_regression
 
@@ -62,6 +62,50 @@ def _score(cfg: ScoreConfig) -> dict:
     return metrics
 
 
+@dataclass
+class ScoreEvalConfig:
+    """`job: score+eval` in a sweep: score a build-data split's records, then evaluate them. The
+    scoring lands in RUN/scores, the metrics in RUN/eval; the whole-set numbers become the run's
+    metrics (``<task>/<metric>``), so a sweep over sampling or models ranks by eval metrics."""
+
+    out: str = ""
+    records: str = ""  # a build-data split parquet (e.g. DATA/test.parquet): its questions and answers
+    score: ScoreConfig = field(default_factory=ScoreConfig)
+    eval: EvalConfig = field(default_factory=lambda: EvalConfig(bootstrap=200, bootstrap_corpus=50))
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+
+def _score_eval(cfg: ScoreEvalConfig) -> dict:
+    from analysis.eval import evaluate
+    from cxr.config.runinfo import RunRecord
+    from jobs.score import score
+
+    if not cfg.records:
+        raise UserError(
+            "score+eval needs records=DATA/<split>.parquet (the questions to score and their answers)"
+        )
+    run = Path(cfg.out)
+    with RunRecord(run, cfg, kind="score+eval"):
+        local = replace(
+            cfg.score,
+            out=str(run / "scores"),
+            records=cfg.records,
+            executor=ExecutorConfig(kind=ExecutorKind.debug),
+        )
+        scores = score(local, log=lambda s: None)
+        ev = evaluate(
+            replace(cfg.eval, scores=str(scores), references=cfg.records, out=str(run / "eval")),
+            log=lambda s: None,
+        )
+    head = json.loads((ev / "summary.json").read_text()).get("headline", {})
+    metrics = {
+        f"{t}/{m}": v["value"] for t, ms in head.items() for m, v in ms.items() if v.get("value") is not None
+    }
+    with (run / "metrics.jsonl").open("a") as f:
+        f.write(json.dumps({"step": 0, **metrics}) + "\n")
+    return metrics
+
+
 REGISTRY: dict[str, JobKind] = {}
 
 
@@ -76,6 +120,15 @@ register(
 )
 register(JobKind("grpo", GrpoConfig, _grpo, about="stage 3: online GRPO"))
 register(JobKind("score", ScoreConfig, _score, seed_key="sampling.seed", about="score an archive"))
+register(
+    JobKind(
+        "score+eval",
+        ScoreEvalConfig,
+        _score_eval,
+        seed_key="score.sampling.seed",
+        about="score records, evaluate",
+    )
+)
 register(JobKind("toy", ToyConfig, toy_regression, about="least-squares SGD in seconds: rehearse a sweep"))
 
 

@@ -149,3 +149,48 @@ def test_bad_records_are_one_line_user_errors(scored, tmp_path):
     records.assign(image_id="elsewhere").to_parquet(tmp_path / "x.parquet")
     with pytest.raises(UserError, match="none of its images"):
         load_records(tmp_path / "x.parquet", root / "shards")
+
+
+def test_a_score_eval_sweep_ranks_runs_by_eval_metrics(scored, tmp_path):
+    """`job: score+eval`: each run scores the records into RUN/scores and evaluates them into RUN/eval;
+    the whole-set eval numbers become the run's metrics in the sweep table."""
+    import yaml
+
+    from sweeps.collect import collect
+    from sweeps.launch import launch
+    from sweeps.spec import load_spec
+
+    root, cfg, _, records = scored
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(
+        yaml.safe_dump(
+            {
+                "name": "score-eval",
+                "job": "score+eval",
+                "out": str(tmp_path / "sweep"),
+                "overrides": [
+                    f"records={root / 'records.parquet'}",
+                    f"score.shards={cfg.shards}",
+                    f"score.model.path={cfg.model.path}",
+                    "score.backend=hf",
+                    "score.sampling.max_new_tokens=16",
+                    f"score.image.max_pixels={MAX_PIXELS}",
+                    "eval.bootstrap=20",
+                    "eval.bootstrap_corpus=5",
+                ],
+                "axes": {"score.sampling.temperature": [0.0, 0.7]},
+                "metric": {"name": "report/format_ok_rate", "mode": "max"},
+                "executor": {"array_parallelism": 1},
+            }
+        )
+    )
+    launched = launch(load_spec(spec))
+    launched.submission.wait(timeout_s=900)
+    _, _, df = collect(launched.folder)
+    assert list(df["state"]) == ["completed", "completed"], df["reason"].tolist()
+    for col in ("final.report/bleu_4", "final.report/format_ok_rate", "final.vqa_closed/accuracy"):
+        assert df[col].notna().all(), col
+    for rid in df["run_id"]:
+        run = launched.folder / "runs" / rid
+        assert len(pd.read_parquet(run / "scores")) == len(records)
+        assert (run / "eval" / "metrics.parquet").is_file()
