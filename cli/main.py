@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli import (
+    analysis_cmd,
     config_cmd,
     data_cmd,
     demo_cmd,
@@ -59,6 +60,8 @@ app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
+app.command("tables", epilog=analysis_cmd.TABLES_EPILOG)(analysis_cmd.tables)
+app.command("report", epilog=analysis_cmd.REPORT_EPILOG)(analysis_cmd.report)
 
 
 def main(argv: list[str] | None = None) -> None:
