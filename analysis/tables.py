@@ -200,6 +200,16 @@ def _sweep_record(folder: Path) -> dict:
     return rec
 
 
+def _sweep_run_ids(folder: Path, record: dict) -> list[str]:
+    """Listed at launch (grid/random), or the folders the trials made (bayes), in trial order."""
+    if record.get("runs"):
+        return [r["id"] for r in record["runs"]]
+    dirs = [d for d in (folder / "runs").glob("*") if (d / "config.yaml").is_file()]
+    return [
+        d.name for d in sorted(dirs, key=lambda d: (_read_json(d / "status.json").get("trial", 1e9), d.name))
+    ]
+
+
 def open_sweep(folder: str | Path) -> pd.DataFrame:
     """The sweep's results table: ``results.parquet`` when collected, else built from ``runs/*/`` files."""
     folder = Path(folder)
@@ -210,21 +220,25 @@ def open_sweep(folder: str | Path) -> pd.DataFrame:
     for group in _read_json(folder / "jobs.json").get("groups", []):
         job_ids.update(zip(group.get("labels") or [], group.get("job_ids") or [], strict=False))
     rows = []
-    for i, r in enumerate(record.get("runs", [])):
-        d = folder / "runs" / r["id"]
+    for i, rid in enumerate(_sweep_run_ids(folder, record)):
+        d = folder / "runs" / rid
         st = _read_json(d / "status.json")
         slurm = st.get("slurm") or {}
         final, best = final_and_best(d)
         rows.append(
             {
-                "run_id": r["id"],
+                "run_id": rid,
                 "index": i,
                 "state": st.get("state", "pending"),
                 "reason": st.get("error") or st.get("reason") or "",
-                "job_id": job_ids.get(r["id"]),
+                **({"trial": st.get("trial")} if record.get("mode") == "bayes" else {}),
+                "job_id": job_ids.get(st.get("worker") or rid),  # bayes trials run inside worker jobs
                 "node": slurm.get("nodelist") or st.get("host"),
                 "wall_s": _seconds(st.get("first_started"), st.get("ended")),
-                "restarts": int(st.get("restarts", 0) or slurm.get("restart_count", 0) or 0),
+                "restarts": max(
+                    len(_read_json(d / "meta.json").get("restarts") or []),
+                    int(slurm.get("restart_count", 0) or 0),
+                ),
                 "attempts": int(st.get("attempts", 0) or 0),
                 "fixes": json.dumps(st["fixes"]) if st.get("fixes") else None,
                 **{f"cfg.{k}": v for k, v in flatten(_identity(_read_yaml(d / "config.yaml"))).items()},
@@ -274,9 +288,13 @@ def score_parts(folder: str | Path) -> list[Path]:
     return parts
 
 
+def open_scores_files(parts: list[Path]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+
+
 def open_scores(folder: str | Path) -> pd.DataFrame:
     """Every scored row of a ``cxr score`` folder (one row per image and task)."""
-    return pd.concat([pd.read_parquet(p) for p in score_parts(folder)], ignore_index=True)
+    return open_scores_files(score_parts(folder))
 
 
 def score_run(folder: str | Path) -> dict:
@@ -325,15 +343,15 @@ def open(path: str | Path) -> pd.DataFrame:  # noqa: A001 (the one-word name ana
     return _OPENERS[kind(path)](path)
 
 
-def views(path: str | Path) -> dict[str, pd.DataFrame]:
-    """The DuckDB views a folder contributes: name → table."""
+def views(path: str | Path) -> dict[str, pd.DataFrame | list[Path]]:
+    """The DuckDB views a folder contributes: name → table, or the parquet files DuckDB reads itself."""
     k = kind(path)
     if k in ("run", "runs"):
         return {"runs": open_runs(path), "history": open_history(path)}
     if k == "sweep":
         return {"runs": open_sweep(path), "summary": open_sweep_summary(path)}
-    if k == "scores":
-        out = {"scores": open_scores(path)}
+    if k == "scores":  # read in place by DuckDB: a whole archive's scores need not fit in memory
+        out: dict = {"scores": score_parts(path)}
         if (Path(path) / "_failures.parquet").is_file():
             out["failures"] = pd.read_parquet(Path(path) / "_failures.parquet")
         return out
@@ -351,6 +369,10 @@ def views(path: str | Path) -> dict[str, pd.DataFrame]:
     return {Path(path).stem.replace("-", "_"): pd.read_parquet(path)}
 
 
+def _sql_str(v) -> str:
+    return "'" + str(v).replace("'", "''") + "'"
+
+
 def connect(*folders: str | Path):
     """A DuckDB connection with each folder's tables as views (``scores``, ``metrics``, ``runs``, ``ratings``…).
 
@@ -360,12 +382,21 @@ def connect(*folders: str | Path):
 
     if not folders:
         raise UserError("connect() needs at least one folder")
-    tables: dict[str, list[pd.DataFrame]] = {}
+    tables: dict[str, list] = {}
     for f in folders:
-        for name, df in views(f).items():
-            tables.setdefault(name, []).append(df.assign(source=Path(str(f).rstrip("/")).name))
+        source = Path(str(f).rstrip("/")).name
+        for name, table in views(f).items():
+            tables.setdefault(name, []).append((source, table))
     con = duckdb.connect()
-    for name, dfs in tables.items():
-        df = dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True)
-        con.register(name, df)  # a view over the DataFrame, queried in place
+    for name, items in tables.items():
+        if all(isinstance(t, list) for _, t in items):
+            selects = [
+                f"SELECT *, {_sql_str(src)} AS source FROM read_parquet([{', '.join(_sql_str(p) for p in t)}], "
+                "union_by_name = true)"
+                for src, t in items
+            ]
+            con.execute(f'CREATE VIEW "{name}" AS ' + " UNION ALL BY NAME ".join(selects))
+            continue
+        dfs = [(open_scores_files(t) if isinstance(t, list) else t).assign(source=src) for src, t in items]
+        con.register(name, dfs[0] if len(dfs) == 1 else pd.concat(dfs, ignore_index=True))  # queried in place
     return con
