@@ -75,6 +75,31 @@ def metrics_with_ci(metrics: pd.DataFrame, max_rows: int = 40):
     return fig
 
 
+def metrics_by_slice(metrics: pd.DataFrame, names: list[str] | None = None, max_metrics: int = 4):
+    """A few metrics per slice value (view, sex, age band) with CIs, the whole set first: where it fails."""
+    if "slice" not in metrics.columns or (metrics["slice"].astype(str) == "all").all():
+        return None
+    agg, _ = split_findings(metrics)
+    names = names or list(dict.fromkeys(agg["metric"]))[:max_metrics]
+    fig, axes = plt.subplots(
+        1, len(names), figsize=(4.5 * len(names), 0.3 * agg["slice_value"].nunique() + 1.6)
+    )
+    for ax, name in zip(np.atleast_1d(axes), names, strict=True):
+        g = agg[agg["metric"] == name].drop_duplicates(["slice", "slice_value"])
+        g = pd.concat([g[g["slice"] == "all"], g[g["slice"] != "all"].sort_values(["slice", "slice_value"])])
+        y = np.arange(len(g))
+        ax.errorbar(g["value"], y, xerr=_errors(g), fmt="o", capsize=3)
+        labels = np.where(
+            g["slice"] == "all", "all", g["slice"].astype(str) + "=" + g["slice_value"].astype(str)
+        )
+        ax.set_yticks(y, labels)
+        ax.invert_yaxis()
+        ax.set_title(name, fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
 def per_finding_f1(metrics: pd.DataFrame):
     """F1 per finding (one panel per labeler family, e.g. ``chexpert_rule``) with CIs."""
     _, f = split_findings(_overall(metrics))

@@ -48,6 +48,7 @@ def eval_section(folder: Path) -> dict:
     scalars = {k: v for k, v in summary.items() if isinstance(v, str | int | float | bool)}
     figs = [
         _fig(plots.metrics_with_ci(m), "metrics with 95% CIs"),
+        _fig(plots.metrics_by_slice(m), "metrics by slice"),
         _fig(plots.per_finding_f1(m), "per-finding F1"),
     ]
     tabs = [_table(overall[cols], 200)]

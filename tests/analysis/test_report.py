@@ -65,6 +65,7 @@ def test_report_and_review_pages_embed_plots_and_images(
     index = (out / "index.html").read_text()
     for alt in (
         "metrics with 95% CIs",
+        "metrics by slice",
         "per-finding F1",
         "sweep comparison",
         "arena ratings",
@@ -72,7 +73,7 @@ def test_report_and_review_pages_embed_plots_and_images(
     ):
         assert f'alt="{alt}"' in index, alt
     figures = pngs(index)
-    assert len(figures) == 6 and all(f.width > 100 for f in figures)
+    assert len(figures) == 7 and all(f.width > 100 for f in figures)
     assert "Cardiomegaly" in index and 'href="review.html"' in index
     review = (out / "review.html").read_text()
     cards = pngs(review)
