@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.tables import seed_column, varying_keys  # noqa: E402
+from analysis.tables import varying_keys  # noqa: E402
 
 # "chexpert_rule.f1.Cardiomegaly", "chexpert_rule/f1/Edema", "f1.Pleural Effusion": a finding after "f1".
 FINDING_F1 = re.compile(r"^(?P<family>.*?)(?:^|[._/])f1[._/](?P<finding>[^._/].*)$", re.I)
@@ -123,7 +123,8 @@ def per_finding_f1(metrics: pd.DataFrame):
 
 
 def sweep_comparison(results: pd.DataFrame, metrics: list[str] | None = None, key: str | None = None):
-    """Each final metric against the first varying config key: mean ± std over seeds, seeds as dots."""
+    """Each final metric against the first varying config key: mean ± std over seeds, seeds as dots; a
+    second varying key draws one line per value (any further keys are averaged over, and say so)."""
     keys = varying_keys(results)
     key = key or (keys[0] if keys else None)
     if "state" in results.columns:
@@ -131,22 +132,33 @@ def sweep_comparison(results: pd.DataFrame, metrics: list[str] | None = None, ke
     metrics = metrics or [c for c in results.columns if c.startswith("final.")][:4]
     if key is None or not metrics or results.empty:
         return None
+    others = [k for k in keys if k != key]
+    hue = others[0] if others else None
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.5 * len(metrics), 3.6), squeeze=False)
     numeric = pd.api.types.is_numeric_dtype(results[key])
+    values = sorted(results[key].unique(), key=lambda v: (str(type(v)), v))
+    pos = (lambda s: s) if numeric else (lambda s: s.map({v: i for i, v in enumerate(values)}))
+    groups = [(None, results)] if hue is None else list(results.groupby(hue))
     for ax, m in zip(axes[0], metrics, strict=True):
-        g = results.groupby(key)[m].agg(["mean", "std", "count"]).reset_index().sort_values(key)
-        x = g[key] if numeric else np.arange(len(g))
-        ax.errorbar(x, g["mean"], yerr=g["std"].fillna(0), fmt="o-", capsize=4, label="mean ± std")
-        xs = results[key] if numeric else results[key].map({v: i for i, v in enumerate(g[key])})
-        ax.scatter(
-            xs, results[m], s=10, color="grey", alpha=0.6, label=f"runs ({seed_column(results) or 'seed'})"
-        )
-        if numeric and (g[key] > 0).all() and g[key].max() / g[key].min() >= 20:
+        for hv, sub in groups:
+            g = sub.groupby(key)[m].agg(["mean", "std"]).reset_index()
+            label = "mean ± std" if hue is None else f"{hue.removeprefix('cfg.')}={hv}"
+            ax.errorbar(pos(g[key]), g["mean"], yerr=g["std"].fillna(0), fmt="o-", capsize=4, label=label)
+        ax.scatter(pos(results[key]), results[m], s=10, color="grey", alpha=0.6, label="runs")
+        if numeric and (results[key] > 0).all() and results[key].max() / results[key].min() >= 20:
             ax.set_xscale("log")
         if not numeric:
-            ax.set_xticks(x, g[key].astype(str), rotation=30)
+            ax.set_xticks(range(len(values)), [str(v) for v in values], rotation=30)
         ax.set_xlabel(key.removeprefix("cfg."))
-        ax.set_title(m)
+        ax.set_title(
+            m
+            + (
+                f" (averaged over {', '.join(o.removeprefix('cfg.') for o in others[1:])})"
+                if others[1:]
+                else ""
+            ),
+            fontsize=9,
+        )
         ax.grid(alpha=0.3)
     axes[0][0].legend(fontsize=8)
     fig.tight_layout()
