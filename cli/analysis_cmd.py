@@ -8,6 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cxr.errors import UserError
+
 TABLES_EPILOG = """Examples:\n
   cxr tables runs/sweeps/toy-lr                      # the sweep's results, one row per run\n
   cxr tables runs/score/archive-1 --limit 5          # scored rows\n
@@ -85,16 +87,23 @@ def tables(
                     "SELECT view_name FROM duckdb_views() WHERE NOT internal ORDER BY 1"
                 ).fetchall()
             )
-            from cxr.errors import UserError
-
             raise UserError(f"--sql: {str(e).splitlines()[0]} (views: {names})") from None
         title = "query"
     else:
-        if len(paths) != 1:
-            from cxr.errors import UserError
+        kinds = {"run": "runs"}.get  # a glob the shell expanded: run folders, one table
+        families = {kinds(T.kind(p), T.kind(p)) for p in paths}
+        if len(families) > 1:
+            raise UserError(
+                f"{', '.join(map(str, paths))}: folders of different kinds ({', '.join(sorted(families))}); "
+                "use --sql to query them together"
+            )
+        if len(paths) == 1:
+            df = T.open(paths[0])
+        else:  # one kind: stacked, with the folder each row came from
+            import pandas as pd
 
-            raise UserError(f"{len(paths)} folders given: without --sql, `cxr tables` shows one folder")
-        df, title = T.open(paths[0]), f"{paths[0]} ({T.kind(paths[0])})"
+            df = pd.concat([T.open(p).assign(source=Path(p).name) for p in paths], ignore_index=True)
+        title = f"{paths[0] if len(paths) == 1 else f'{len(paths)} folders'} ({families.pop()})"
     if csv:
         df.to_csv(csv, index=False)
         Console(stderr=True).print(f"{len(df)} rows → {csv}")

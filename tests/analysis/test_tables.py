@@ -101,5 +101,11 @@ def test_cxr_tables_prints_the_head_runs_sql_and_writes_csv(toy_sweep, eval_dir,
     assert df["loss"].round(9).tolist() == expect.round(9).tolist()
     r = cxr("tables", eval_dir, "--sql", "SELECT nope FROM metrics")
     assert r.returncode == 2 and r.stderr.count("\n") == 1 and "views: metrics" in r.stderr
+    two = sorted((toy_sweep / "runs").iterdir())[:2]  # `cxr tables runs/*` unquoted: the shell expands it
+    r = cxr("tables", *two, "--csv", tmp_path / "two.csv")
+    assert r.returncode == 0, r.stderr
+    assert pd.read_csv(tmp_path / "two.csv")["run"].tolist() == [p.name for p in two]
+    r = cxr("tables", toy_sweep, eval_dir)
+    assert r.returncode == 2 and "different kinds" in r.stderr
     r = cxr("tables", shards)
     assert r.returncode == 0 and CANARY not in r.stdout
