@@ -192,9 +192,9 @@ def winrate_matrix(winrate: pd.DataFrame):
     for (i, j), v in np.ndenumerate(winrate.to_numpy(float)):
         if np.isfinite(v):
             ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8)
-    ax.set_xlabel("model_b")
-    ax.set_ylabel("model_a")
-    fig.colorbar(im, ax=ax, label="win rate of model_a")
+    ax.set_xlabel("against")
+    ax.set_ylabel("model")
+    fig.colorbar(im, ax=ax, label="win rate of the row model (ties count half)")
     fig.tight_layout()
     return fig
 

@@ -314,9 +314,12 @@ def open_eval(folder: str | Path) -> pd.DataFrame:
 
 
 def open_arena(folder: str | Path, table: str = "ratings") -> pd.DataFrame:
-    """``cxr arena``'s ``ratings`` (default), ``winrate`` (matrix, model_a × model_b) or ``judgments``."""
-    if table not in ("ratings", "winrate", "judgments"):
-        raise UserError(f"{folder}: arena table must be ratings, winrate or judgments, not {table!r}")
+    """``cxr arena``'s ``ratings`` (default), ``winrate`` (matrix: row model against column model),
+    ``judgments`` or ``outcomes``."""
+    if table not in ("ratings", "winrate", "judgments", "outcomes"):
+        raise UserError(
+            f"{folder}: arena table must be ratings, winrate, judgments or outcomes, not {table!r}"
+        )
     return pd.read_parquet(_need(Path(folder) / f"{table}.parquet", "a `cxr arena` folder"))
 
 
@@ -359,7 +362,7 @@ def views(path: str | Path) -> dict[str, pd.DataFrame | list[Path]]:
         return {"metrics": open_eval(path)}
     if k == "arena":
         out = {"ratings": open_arena(path)}
-        for t in ("winrate", "judgments"):
+        for t in ("winrate", "judgments", "outcomes"):
             if (Path(path) / f"{t}.parquet").is_file():
                 df = open_arena(path, t)
                 out[t] = df.reset_index() if t == "winrate" else df

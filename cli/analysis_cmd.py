@@ -10,18 +10,21 @@ from rich.table import Table
 
 from cxr.errors import UserError
 
-TABLES_EPILOG = """Examples:\n
-  cxr tables runs/sweeps/toy-lr                      # the sweep's results, one row per run\n
-  cxr tables runs/score/archive-1 --limit 5          # scored rows\n
-  cxr tables runs/eval --sql "SELECT metric, value FROM metrics WHERE slice = 'all'"\n
-  cxr tables runs/score/a runs/score/b --sql "SELECT source, avg(format_ok::INT) FROM scores GROUP BY 1"\n
-  cxr tables runs/sweeps/toy-lr --csv results.csv\n
-Views: runs + history (run folders), runs + summary (sweep), scores + failures, metrics (eval), ratings + winrate + judgments (arena), images (shards, without patient/accession ids); folders of one kind stack into one view with a `source` column."""
+TABLES_EPILOG = (
+    "Example: cxr tables runs/sweeps/toy-lr      |      "
+    "cxr tables runs/eval --sql \"SELECT metric, value FROM metrics WHERE slice = 'all'\" --csv m.csv      |      "
+    'cxr tables runs/score/a runs/score/b --sql "SELECT source, avg(format_ok::INT) FROM scores GROUP BY 1". '
+    "Views: runs + history (run folders), runs + summary (sweep), scores + failures, metrics (eval), "
+    "ratings + winrate + judgments + outcomes (arena), images (shards, without patient/accession ids); "
+    "folders of one kind stack into one view with a `source` column."
+)
 
-REPORT_EPILOG = """Examples:\n
-  cxr report runs/report --eval runs/eval --scores runs/score/archive-1\n
-  cxr report runs/report --sweep runs/sweeps/toy-lr --arena runs/arena\n
-Writes OUT/index.html (plots and tables, images embedded) and, with --scores, OUT/review.html (sampled shard images with predicted boxes, and reference boxes with --references)."""
+REPORT_EPILOG = (
+    "Example: cxr report runs/report --eval runs/eval --sweep runs/sweeps/toy-lr --arena runs/arena "
+    "--scores runs/score/archive-1 --references runs/data/test.parquet. "
+    "Writes OUT/index.html (plots and tables, images embedded) and, with --scores, OUT/review.html "
+    "(sampled shard images with predicted boxes, and reference boxes with --references)."
+)
 
 
 def _cell(v) -> str:

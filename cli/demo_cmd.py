@@ -1,8 +1,6 @@
-"""``cxr demo``: the whole path on the embedded default, in a minute on a laptop CPU.
-
-Builds the tiny model (once), draws a synthetic chest image, asks one grounded question through
-every backend in ``backends``, and prints the parsed outputs side by side. Later stages extend it.
-"""
+"""``cxr demo [OUT]``: the whole pipeline on the embedded default (synthetic archive, tiny model,
+local executor), ending with a summary table and the report's path. ``--quick``: one grounded
+prompt on a synthetic image through both backends, side by side (a minute)."""
 
 from __future__ import annotations
 
@@ -16,17 +14,38 @@ from rich.console import Console
 from cli.common import CONFIG, OVERRIDES, stage_config
 from cxr.config import DemoConfig
 
-EPILOG = "Example: cxr demo --workdir runs/demo generate.sampling.max_new_tokens=32 'backends=[hf]'"
+EPILOG = "Example: cxr demo runs/demo   |   cxr demo --quick -c configs/demo-quick.yaml 'backends=[hf]'"
+REPO = Path(__file__).resolve().parents[1]
 
 
 def demo(
-    workdir: Path | None = typer.Option(
-        None, "--workdir", "-w", help="Where to put the model and run (sets workdir)."
+    out: Path | None = typer.Argument(
+        None, metavar="[OUT]", help="Work folder (sets workdir; default runs/demo)."
     ),
+    quick: bool = typer.Option(False, "--quick", help="Only one prompt through both backends."),
+    workdir: Path | None = typer.Option(None, "--workdir", "-w", help="Same as OUT."),
     config: Path | None = CONFIG,
     overrides: list[str] | None = OVERRIDES,
 ) -> None:
-    """Build the tiny model, run one grounded prompt on a synthetic image through both backends."""
+    """Run every stage on the embedded default: synthetic DICOM archive → shards → SFT → cold start →
+    GRPO → scoring → evaluation → report (configs/demo.yaml), then print the summary."""
+    if out is not None and "=" in str(out):  # `cxr demo key=value` without OUT
+        overrides, out = [str(out), *(overrides or [])], None
+    workdir = workdir or out
+    shortcuts = [f"workdir={workdir}"] if workdir is not None else []
+    if quick:
+        return _quick(config, shortcuts + list(overrides or []))
+    from cli.pipeline_cmd import run_and_summarise
+    from cxr.config import load_config
+    from cxr.config.pipeline import PipelineConfig
+
+    cfg = load_config(
+        PipelineConfig, config or REPO / "configs" / "demo.yaml", shortcuts + list(overrides or [])
+    )
+    run_and_summarise(cfg)
+
+
+def _quick(config: Path | None, overrides: list[str]) -> None:
     from cli.generate_cmd import write_rows
     from cli.tables import generations_table
     from cxr.config import RunRecord
@@ -34,8 +53,7 @@ def demo(
     from cxr.inference import Request, make_backend
     from cxr.model import build_tiny
 
-    shortcuts = [f"workdir={workdir}"] if workdir is not None else []
-    cfg = stage_config(DemoConfig, config, shortcuts + list(overrides or []))
+    cfg = stage_config(DemoConfig, config, overrides)
     console = Console()
     root = Path(cfg.workdir)
     model_dir = root / f"tiny-model-seed{cfg.seed}"

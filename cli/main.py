@@ -14,12 +14,14 @@ from rich.markup import escape
 
 from cli import (
     analysis_cmd,
+    arena_cmd,
     config_cmd,
     data_cmd,
     demo_cmd,
     generate_cmd,
     jobs_cmd,
     model_cmd,
+    pipeline_cmd,
     score_cmd,
     sweep_cmd,
     train_cmd,
@@ -60,6 +62,8 @@ app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
+app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
+app.command("arena", epilog=arena_cmd.EPILOG)(arena_cmd.arena)
 app.command("tables", epilog=analysis_cmd.TABLES_EPILOG)(analysis_cmd.tables)
 app.command("report", epilog=analysis_cmd.REPORT_EPILOG)(analysis_cmd.report)
 

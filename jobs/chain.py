@@ -23,6 +23,7 @@ class Link:
     fn: Callable
     args: tuple = ()
     kwargs: dict = field(default_factory=dict)
+    executor: ExecutorConfig | None = None  # this link's resources (its kind is the chain's)
 
 
 @dataclass
@@ -97,17 +98,29 @@ class ChainRun:
                 time.sleep(1.0)
 
 
-def submit_chain(links: Sequence[Link], *, cfg: ExecutorConfig, run_dir: str | Path) -> ChainRun:
+def submit_chain(
+    links: Sequence[Link],
+    *,
+    cfg: ExecutorConfig,
+    run_dir: str | Path,
+    on_done: Callable[[Link, str, float], None] | None = None,
+) -> ChainRun:
+    """Slurm: every link at once, each ``afterok`` the one before. Local/debug: in order, stopping at
+    the first failure; ``on_done(link, state, seconds)`` after each."""
+    import time
+    from dataclasses import replace
+
     subs: list[Submitted | None] = []
     kind = ExecutorKind(cfg.kind)
     for link in links:
+        ecfg = replace(link.executor, kind=kind) if link.executor is not None else cfg
         if kind is ExecutorKind.slurm:
             dep = f"afterok:{subs[-1].job_ids[0].split('_')[0]}" if subs else None
             subs.append(
                 submit(
                     link.fn,
                     *link.args,
-                    cfg=cfg,
+                    cfg=ecfg,
                     run_dir=run_dir,
                     name=link.name,
                     dependency=dep,
@@ -116,10 +129,16 @@ def submit_chain(links: Sequence[Link], *, cfg: ExecutorConfig, run_dir: str | P
             )
             continue
         # local / debug: run in order, stop at the first failure
-        if subs and (subs[-1] is None or any(s != "COMPLETED" for s in subs[-1].wait().values())):
+        if subs and subs[-1] is None:
             subs.append(None)
             continue
-        subs.append(submit(link.fn, *link.args, cfg=cfg, run_dir=run_dir, name=link.name, **link.kwargs))
-    if kind is not ExecutorKind.slurm and subs and subs[-1] is not None:
-        subs[-1].wait()
+        t0 = time.monotonic()
+        sub = submit(link.fn, *link.args, cfg=ecfg, run_dir=run_dir, name=link.name, **link.kwargs)
+        states = set(sub.wait().values())
+        subs.append(sub)
+        if on_done is not None:
+            on_done(link, states.pop() if len(states) == 1 else "FAILED", time.monotonic() - t0)
+        if any(s != "COMPLETED" for s in sub.states().values()):
+            subs += [None] * (len(links) - len(subs))
+            break
     return ChainRun(links, subs)

@@ -1,8 +1,11 @@
 """Stage configs: dataclasses → OmegaConf.structured ← YAML ← dotlist; run records."""
 
 from cxr.config.load import load_config, resolve_secret, to_container, to_yaml
+from cxr.config.pipeline import PipelineConfig
 from cxr.config.runinfo import RunRecord, collect_meta
 from cxr.config.schema import STAGES, DemoConfig, GenerateConfig, secret_field
+
+STAGES["pipeline"] = PipelineConfig  # all stages in one file (`cxr pipeline`)
 
 __all__ = [
     "STAGES",

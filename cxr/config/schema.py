@@ -372,7 +372,7 @@ class ScoreConfig:
     vllm: VllmConfig = field(default_factory=VllmConfig)
     batch_size: int = 64  # requests per backend call (vLLM schedules them together)
     parts_per_task: int = 1  # array tasks = parts / this
-    new_version: bool = False  # a changed model/prompt/sampling writes OUT/v2 … beside the existing results
+    new_version: bool = False  # a changed model/prompt/sampling writes OUT/_v2 … beside the existing results
     max_attempts: int = 3  # rows that errored are retried on rerun until they failed this often
     # one task at a time by default: each holds a model (on one local GPU, two vLLM engines do not fit)
     executor: ExecutorConfig = field(default_factory=lambda: ExecutorConfig(array_parallelism=1))
@@ -399,3 +399,37 @@ STAGES: dict[str, type] = {
     "grpo": GrpoConfig,
     "score": ScoreConfig,
 }
+
+
+@dataclass
+class ArenaConfig:
+    """`cxr arena SCORES_A SCORES_B … --judge MODEL OUT`: an LLM judge compares the answers of two or
+    more `cxr score` folders case by case (both orders); a Bradley–Terry fit with ties ranks them."""
+
+    scores: list[str] = field(
+        default_factory=list
+    )  # score folders; "name=path" names one (else its folder name)
+    names: list[str] = field(default_factory=list)  # optional: one name per score folder, in order
+    out: str = ""
+    shards: str = ""  # the shards with the cases' images; empty = the first score folder's (its _run.json)
+    # The judge: any local model folder through the generation backends; greedy, short verdicts.
+    judge: GenerateConfig = field(
+        default_factory=lambda: GenerateConfig(
+            model=ModelConfig(path=""), sampling=SamplingConfig(temperature=0.0, max_new_tokens=256)
+        )
+    )
+    max_cases: int = 0  # > 0: a seeded sample of this many (image, task) cases bounds the judge's cost
+    max_answer_chars: int = 2000  # each answer shown to the judge is cut to this many characters
+    bootstrap: int = 1000  # case resamples for the 95 % CIs; 0 = none
+    ridge: float = 0.01  # tiny L2 pull toward equal strengths: keeps the fit finite when a model never loses
+    seed: int = 0  # case sample and bootstrap
+
+    def __post_init__(self) -> None:
+        _check(
+            self.max_cases >= 0 and self.bootstrap >= 0 and self.ridge >= 0,
+            "max_cases, bootstrap and ridge must be >= 0",
+        )
+        _check(self.max_answer_chars > 0, "max_answer_chars must be > 0")
+
+
+STAGES["arena"] = ArenaConfig

@@ -86,11 +86,12 @@ def run_hashes(cfg: ScoreConfig) -> dict[str, str]:
 
 
 def open_run(cfg: ScoreConfig) -> tuple[Path, dict[str, str]]:
-    """The folder to write into: OUT itself, or with ``new_version`` the first OUT/vN whose hashes
+    """The folder to write into: OUT itself, or with ``new_version`` the first OUT/_vN whose hashes
     match (or a fresh one). A mismatch without ``new_version`` is refused, naming what changed."""
     hashes = run_hashes(cfg)
     base = Path(cfg.out)
-    candidates = [base] + [base / f"v{n}" for n in range(2, 1000)]
+    # OUT/_vN: the leading "_" keeps a new version out of pd.read_parquet(OUT), which stays one version
+    candidates = [base] + [base / f"_v{n}" for n in range(2, 1000)]
     for out in candidates:
         rec = out / RUN_FILE
         if not rec.is_file():

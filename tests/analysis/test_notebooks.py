@@ -9,7 +9,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from tests.analysis.conftest import env
+from tests.analysis.tables_fixtures import env
 from tests.conftest import REPO
 
 NOTEBOOKS = Path(REPO) / "analysis" / "notebooks"

@@ -16,7 +16,7 @@ import pandas as pd
 from PIL import Image
 
 from analysis.review import review_items, stored_from_input, stored_from_original
-from tests.analysis.conftest import CANARY, env
+from tests.analysis.tables_fixtures import CANARY, env
 
 PNG = re.compile(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 
@@ -36,8 +36,8 @@ def red(img: Image.Image) -> int:
     return int(((a[..., 0] > 180) & (a[..., 1] < 130) & (a[..., 2] < 100)).sum())
 
 
-def test_boxes_map_from_original_and_input_pixels_into_the_stored_image(shards):
-    index = pd.read_parquet(shards / "index.parquet")
+def test_boxes_map_from_original_and_input_pixels_into_the_stored_image(report_shards):
+    index = pd.read_parquet(report_shards / "index.parquet")
     padded = index[(index["pad_left"] + index["pad_top"]) > 0].iloc[0]  # a non-square original: letterboxed
     whole = [0, 0, int(padded["orig_w"]), int(padded["orig_h"])]
     content = [
@@ -85,15 +85,15 @@ def test_report_and_review_pages_embed_plots_and_images(
     assert all(red(c) > 50 for c in cards)
 
 
-def test_an_image_without_boxes_is_drawn_without_boxes(scores, shards):
+def test_an_image_without_boxes_is_drawn_without_boxes(scores, report_shards):
     s = pd.read_parquet(scores)
     s["boxes_original"] = [[] for _ in range(len(s))]
-    (item,) = review_items(s, shards, n=1)
+    (item,) = review_items(s, report_shards, n=1)
     png = Image.open(io.BytesIO(base64.b64decode(item["png"].split(",", 1)[1]))).convert("RGB")
     assert item["n_pred"] == 0 and red(png) == 0
 
 
-def test_no_phi_and_no_raw_markup_reach_the_pages(scores, shards, references, tmp_path):
+def test_no_phi_and_no_raw_markup_reach_the_pages(scores, report_shards, references, tmp_path):
     planted = shutil.copytree(scores, tmp_path / "scores")
     for part in planted.glob("part-*.parquet"):
         df = pd.read_parquet(part)
@@ -101,13 +101,22 @@ def test_no_phi_and_no_raw_markup_reach_the_pages(scores, shards, references, tm
         df.to_parquet(part, index=False)
     out = tmp_path / "report"
     r = cxr(
-        "report", out, "--scores", planted, "--shards", shards, "--references", references, "--images", 50
+        "report",
+        out,
+        "--scores",
+        planted,
+        "--shards",
+        report_shards,
+        "--references",
+        references,
+        "--images",
+        50,
     )
     assert r.returncode == 0, r.stderr[-3000:]
     for page in ("index.html", "review.html"):
         html = (out / page).read_text()
         assert CANARY not in html, f"{page} shows PHI"
-        assert str(shards / "private") not in html
+        assert str(report_shards / "private") not in html
     review = (out / "review.html").read_text()
     assert "<script>" not in review and "&lt;script&gt;" in review
     assert review.count('class="card"') == pd.read_parquet(scores)["image_id"].nunique()

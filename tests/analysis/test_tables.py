@@ -14,7 +14,7 @@ import pytest
 import analysis
 from analysis import tables
 from cxr.errors import UserError
-from tests.analysis.conftest import CANARY, env
+from tests.analysis.tables_fixtures import CANARY, env
 
 
 def test_a_sweep_opens_the_same_before_and_after_collect(toy_sweep, tmp_path):
@@ -44,18 +44,23 @@ def test_runs_open_from_a_folder_a_glob_or_one_run_and_a_relogged_step_counts_on
     assert not h.duplicated(["step", "key"]).any() and h["step"].max() == 10
 
 
-def test_scores_eval_arena_and_shards_open_and_are_detected(scores, eval_dir, arena_dir, shards):
+def test_scores_eval_arena_and_shards_open_and_are_detected(scores, eval_dir, arena_dir, report_shards):
     s = tables.open_scores(scores)
     assert len(s) == len(pd.read_parquet(scores)) > 0 and {"image_id", "task", "boxes_original"} <= set(
         s.columns
     )
-    assert tables.score_run(scores)["config"]["shards"] == str(shards)
+    assert tables.score_run(scores)["config"]["shards"] == str(report_shards)
     assert list(tables.open_eval(eval_dir).columns[:4]) == ["metric", "task", "slice", "slice_value"]
     assert tables.open_arena(arena_dir)["model"].tolist() == ["sft", "grpo", "tiny"]
     assert tables.open_arena(arena_dir, "winrate").loc["grpo", "tiny"] == 0.9
-    images = tables.open_shards(shards)
+    images = tables.open_shards(report_shards)
     assert "patient_id" not in images and "accession_id" not in images and len(images) > 0
-    for path, kind in [(scores, "scores"), (eval_dir, "eval"), (arena_dir, "arena"), (shards, "shards")]:
+    for path, kind in [
+        (scores, "scores"),
+        (eval_dir, "eval"),
+        (arena_dir, "arena"),
+        (report_shards, "shards"),
+    ]:
         assert tables.kind(path) == kind
         assert len(analysis.open(path)) > 0
 
@@ -85,7 +90,7 @@ def cxr(*args):
     )
 
 
-def test_cxr_tables_prints_the_head_runs_sql_and_writes_csv(toy_sweep, eval_dir, shards, tmp_path):
+def test_cxr_tables_prints_the_head_runs_sql_and_writes_csv(toy_sweep, eval_dir, report_shards, tmp_path):
     r = cxr("tables", toy_sweep, "-n", "3")
     assert r.returncode == 0, r.stderr
     assert "12 rows" in r.stdout and "first 3" in r.stdout and "(sweep)" in r.stdout
@@ -107,5 +112,5 @@ def test_cxr_tables_prints_the_head_runs_sql_and_writes_csv(toy_sweep, eval_dir,
     assert pd.read_csv(tmp_path / "two.csv")["run"].tolist() == [p.name for p in two]
     r = cxr("tables", toy_sweep, eval_dir)
     assert r.returncode == 2 and "different kinds" in r.stderr
-    r = cxr("tables", shards)
+    r = cxr("tables", report_shards)
     assert r.returncode == 0 and CANARY not in r.stdout

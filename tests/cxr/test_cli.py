@@ -21,6 +21,17 @@ COMMANDS = [
     ["jobs", "requeue"],
     ["jobs", "rerun"],
     ["jobs", "probe"],
+    ["score"],
+    ["train", "sft"],
+    ["train", "grpo"],
+    ["sweep", "launch"],
+    ["sweep", "status"],
+    ["sweep", "resume"],
+    ["sweep", "collect"],
+    ["pipeline"],
+    ["arena"],
+    ["tables"],
+    ["report"],
 ]
 
 
@@ -31,7 +42,21 @@ def run(cxr_bin, *args, cwd=None):
 def test_help_lists_commands(cxr_bin):
     r = run(cxr_bin, "--help")
     assert r.returncode == 0
-    for name in ("generate", "demo", "model", "config", "synth", "preprocess", "build-data", "jobs"):
+    for name in (
+        "generate",
+        "demo",
+        "model",
+        "config",
+        "synth",
+        "preprocess",
+        "build-data",
+        "jobs",
+        "sweep",
+        "pipeline",
+        "arena",
+        "tables",
+        "report",
+    ):
         assert name in r.stdout
 
 
@@ -105,7 +130,14 @@ def test_demo_prints_both_backends_and_writes_a_run_folder(cxr_bin, tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     r = run(
-        cxr_bin, "demo", "-c", str(repo / "configs" / "demo.yaml"), "--workdir", str(tmp_path), cwd=tmp_path
+        cxr_bin,
+        "demo",
+        "--quick",
+        "-c",
+        str(repo / "configs" / "demo-quick.yaml"),
+        "--workdir",
+        str(tmp_path),
+        cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr[-2000:]
     out = " ".join(r.stdout.split())

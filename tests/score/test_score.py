@@ -86,7 +86,8 @@ def test_a_changed_model_prompt_or_sampling_is_refused_unless_new_version(score_
         cfg(score_shards, tiny_model, out, "tasks=[view]", "sampling.temperature=0.6", "new_version=true"),
         log=lambda s: None,
     )
-    assert v2 == out / "v2" and len(pd.read_parquet(v2)) == n_images(score_shards)
+    assert v2 == out / "_v2" and len(pd.read_parquet(v2)) == n_images(score_shards)
+    assert len(pd.read_parquet(out)) == n_images(score_shards)  # OUT itself stays one version
 
 
 def _corrupt_one_image(shards: Path, tmp_path: Path) -> tuple[Path, str]:
