@@ -25,15 +25,21 @@ def test_per_finding_f1_rows_are_told_from_aggregates_whatever_the_separator():
         "chexpert_rule/f1/Pleural Effusion",
         "chexbert_f1.Cardiomegaly",
         "radgraph_f1",
+        "chexpert_rule_f1_micro_14",  # the names `cxr eval` writes today
+        "chexpert_rule_f1_macro_5",
+        "finding_list_f1_micro",
+        "chexpert_rule_f1_Lung Opacity",
     ]
     agg, per = plots.split_findings(metrics(names))
     assert per[["family", "finding"]].values.tolist() == [
         ["chexpert_rule", "Edema"],
         ["chexpert_rule", "Pleural Effusion"],
         ["chexbert", "Cardiomegaly"],
+        ["chexpert_rule", "Lung Opacity"],
     ]
     assert agg["metric"].tolist() == ["bleu_4", "chexpert_rule.f1.micro", "chexpert_rule.f1.5.macro",
-                                      "chexpert_rule.f1_14", "radgraph_f1"]  # fmt: skip
+                                      "chexpert_rule.f1_14", "radgraph_f1", "chexpert_rule_f1_micro_14",
+                                      "chexpert_rule_f1_macro_5", "finding_list_f1_micro"]  # fmt: skip
     assert plots.per_finding_f1(metrics(["bleu_4", "radgraph_f1"])) is None
     fig = plots.per_finding_f1(metrics(names))
     assert [a.get_title() for a in fig.axes] == ["chexpert_rule per finding", "chexbert per finding"]
