@@ -20,7 +20,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from analysis.tables import varying_keys  # noqa: E402
+from analysis.runs import varying_keys  # noqa: E402
 
 # "chexpert_rule.f1.Cardiomegaly", "chexpert_rule/f1/Edema", "f1.Pleural Effusion": a finding after "f1".
 FINDING_F1 = re.compile(r"^(?P<family>.*?)(?:^|[._/])f1[._/](?P<finding>[^._/].*)$", re.I)
