@@ -114,3 +114,13 @@ def test_cxr_tables_prints_the_head_runs_sql_and_writes_csv(toy_sweep, eval_dir,
     assert r.returncode == 2 and "different kinds" in r.stderr
     r = cxr("tables", report_shards)
     assert r.returncode == 0 and CANARY not in r.stdout
+
+
+def test_analysis_reads_folders_without_importing_the_rooms_that_write_them():
+    code = (
+        "import sys, analysis, analysis.report, analysis.review, analysis.plots; "
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'sweeps', 'jobs', 'preprocessing', 'cli'}))"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=env(), capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
