@@ -199,17 +199,33 @@ def winrate_matrix(winrate: pd.DataFrame):
     return fig
 
 
-def scores_overview(scores: pd.DataFrame):
-    """Per task: the share of outputs in the grounded format and of outputs cut at the token limit."""
-    if scores.empty:
-        return None
-    g = scores.groupby("task").agg(
-        format_ok=("format_ok", "mean"), cut=("finish_reason", lambda s: (s == "length").mean())
+def scores_per_task(scores: pd.DataFrame) -> pd.DataFrame:
+    """Per task: rows, images, format-ok share, share cut at the token limit, boxes per row, tokens."""
+    return (
+        scores.assign(n_boxes=scores["boxes"].map(len), cut=scores["finish_reason"] == "length")
+        .groupby("task")
+        .agg(
+            rows=("image_id", "size"),
+            images=("image_id", "nunique"),
+            format_ok=("format_ok", "mean"),
+            cut_at_max_tokens=("cut", "mean"),
+            boxes_per_row=("n_boxes", "mean"),
+            tokens=("num_tokens", "mean"),
+        )
+        .reset_index()
     )
+
+
+def scores_overview(per_task: pd.DataFrame):
+    """Per task: the share of outputs in the grounded format and of outputs cut at the token limit
+    (``per_task``: ``scores_per_task`` of the rows, or the same columns from SQL)."""
+    if per_task.empty:
+        return None
+    g = per_task.set_index("task")
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(g) + 2), 3.2))
     x = np.arange(len(g))
     ax.bar(x - 0.2, g["format_ok"], 0.4, label="format ok")
-    ax.bar(x + 0.2, g["cut"], 0.4, label="cut at max tokens")
+    ax.bar(x + 0.2, g["cut_at_max_tokens"], 0.4, label="cut at max tokens")
     ax.set_xticks(x, g.index.astype(str))
     ax.set_ylim(0, 1)
     ax.set_title("Scored outputs per task")

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from markupsafe import Markup
 
 from analysis import plots, tables
-from analysis.review import review_items
+from analysis.review import review_items, sample_from_counts
 from cxr.errors import UserError
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -79,27 +79,36 @@ def sweep_section(folder: Path) -> dict:
     )
 
 
-def scores_section(folder: Path) -> tuple[dict, pd.DataFrame]:
-    s = tables.open_scores(folder)
-    per = (
-        s.assign(n_boxes=s["boxes"].map(len), cut=s["finish_reason"] == "length")
-        .groupby("task")
-        .agg(
-            rows=("image_id", "size"),
-            images=("image_id", "nunique"),
-            format_ok=("format_ok", "mean"),
-            cut_at_max_tokens=("cut", "mean"),
-            boxes_per_row=("n_boxes", "mean"),
-            tokens=("num_tokens", "mean"),
-        )
-        .reset_index()
-    )
+PER_TASK_SQL = """
+SELECT task, count(*) AS rows, count(DISTINCT image_id) AS images, avg(format_ok::DOUBLE) AS format_ok,
+       avg((finish_reason = 'length')::DOUBLE) AS cut_at_max_tokens, avg(len(boxes)) AS boxes_per_row,
+       avg(num_tokens) AS tokens
+FROM scores GROUP BY task ORDER BY task
+"""
+
+
+def scores_section(folder: Path, con) -> dict:
+    """Aggregated by DuckDB over the parts in place: a whole archive's rows never sit in memory."""
+    per = con.sql(PER_TASK_SQL).df()
+    rows, images = con.sql("SELECT count(*), count(DISTINCT image_id) FROM scores").fetchall()[0]
     fail = folder / "_failures.parquet"
     n_fail = len(pd.read_parquet(fail)) if fail.is_file() else 0
-    note = f"{len(s)} rows, {s['image_id'].nunique()} images, {n_fail} failed rows."
+    note = f"{rows} rows, {images} images, {n_fail} failed rows."
     return _section(
-        "scores", "Scores", [_fig(plots.scores_overview(s), "scores per task")], [_table(per)], note
-    ), s
+        "scores", "Scores", [_fig(plots.scores_overview(per), "scores per task")], [_table(per)], note
+    )
+
+
+def review_page(con, shards: Path, references: pd.DataFrame | None, n: int, seed: int) -> tuple[list, int]:
+    """The sampled images' rows only are read: the draw uses per-image box counts."""
+    counts = con.sql("SELECT image_id, sum(len(boxes_original)) AS n FROM scores GROUP BY image_id").df()
+    ids = sample_from_counts(counts.set_index("image_id")["n"].fillna(0), n, seed)
+    con.register("_ids", pd.DataFrame({"image_id": ids}))
+    rows = con.sql(
+        "SELECT image_id, task, answer, format_ok, boxes_original FROM scores WHERE image_id IN "
+        "(SELECT image_id FROM _ids)"
+    ).df()
+    return review_items(rows, shards, references=references, ids=ids), len(counts)
 
 
 def arena_section(folder: Path) -> dict:
@@ -142,31 +151,30 @@ def build_report(
         raise UserError(f"{out}: nothing to report; pass at least one of --eval, --sweep, --scores, --arena")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    sections, written, scores = [], {}, None
+    sections, written = [], {}
     if eval_dir:
         sections.append(eval_section(Path(eval_dir)))
     if sweep_dir:
         sections.append(sweep_section(Path(sweep_dir)))
     if arena_dir:
         sections.append(arena_section(Path(arena_dir)))
+    con = None
     if scores_dir:
-        sec, scores = scores_section(Path(scores_dir))
-        sections.append(sec)
+        tables.score_parts(scores_dir)  # a folder without parts: a one-line error, not a SQL one
+        con = tables.connect(scores_dir)
+    if con is not None:
+        sections.append(scores_section(Path(scores_dir), con))
     env = _env()
-    if scores is not None:
+    if con is not None:
         refs = None
         if references is not None:
             if not Path(references).is_file():
                 raise UserError(f"{references}: no such references parquet (--references)")
             refs = pd.read_parquet(references, columns=["image_id", "boxes", "input_w", "input_h"])
         shards = _shards_of(Path(scores_dir), Path(shards_dir) if shards_dir else None)
-        items = review_items(scores, shards, n=n_images, references=refs, seed=seed)
+        items, n_scored = review_page(con, shards, refs, n_images, seed)
         html = env.get_template("review.html.j2").render(
-            title="Image review",
-            items=items,
-            has_refs=refs is not None,
-            n_images=scores["image_id"].nunique(),
-            seed=seed,
+            title="Image review", items=items, has_refs=refs is not None, n_images=n_scored, seed=seed
         )
         written["review"] = out / "review.html"
         written["review"].write_text(html)

@@ -46,7 +46,12 @@ def _boxes(cell) -> list:
 def sample_images(scores: pd.DataFrame, n: int, seed: int = 0) -> list[str]:
     """Up to ``n`` image ids, images with predicted boxes first (those are what a reviewer checks)."""
     n_boxes = scores["boxes_original"].map(lambda c: len(_boxes(c)))
-    has = n_boxes.groupby(scores["image_id"]).sum() > 0
+    return sample_from_counts(n_boxes.groupby(scores["image_id"]).sum(), n, seed)
+
+
+def sample_from_counts(boxes_per_image: pd.Series, n: int, seed: int = 0) -> list[str]:
+    """The same draw from a per-image box count (image_id → count), e.g. counted by DuckDB."""
+    has = boxes_per_image > 0
     rng = random.Random(seed)
     with_boxes, without = sorted(has[has].index), sorted(has[~has].index)
     rng.shuffle(with_boxes)
@@ -80,13 +85,15 @@ def review_items(
     n: int = 12,
     references: pd.DataFrame | None = None,
     seed: int = 0,
+    ids: list[str] | None = None,
 ) -> list[dict]:
-    """One dict per sampled image: ids, view, a PNG data URI, and per task the answer and boxes."""
+    """One dict per sampled image (or per image of ``ids``, already drawn): ids, view, a PNG data URI,
+    and per task the answer and boxes."""
     ds = ShardDataset(shards)
     try:
         pos = {iid: i for i, iid in enumerate(ds.index["image_id"])}
         items = []
-        for iid in sample_images(scores, n, seed):
+        for iid in ids if ids is not None else sample_images(scores, n, seed):
             if iid not in pos:
                 raise UserError(
                     f"{shards}: image {iid} of the scores is not in index.parquet (wrong --shards?)"

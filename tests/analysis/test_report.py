@@ -127,5 +127,7 @@ def test_user_mistakes_are_one_line_errors(scores, tmp_path):
     assert r.returncode == 2 and "nothing to report" in r.stderr and r.stderr.count("\n") == 1
     r = cxr("report", tmp_path / "r", "--scores", scores, "--shards", tmp_path)
     assert r.returncode == 2 and "no index.parquet" in r.stderr and r.stderr.count("\n") == 1
+    r = cxr("report", tmp_path / "r", "--scores", tmp_path)
+    assert r.returncode == 2 and "no part-*.parquet" in r.stderr and r.stderr.count("\n") == 1
     r = cxr("report", tmp_path / "r", "--eval", tmp_path / "missing")
     assert r.returncode == 2 and "--eval" in r.stderr
