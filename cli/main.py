@@ -18,6 +18,7 @@ from cli import (
     config_cmd,
     data_cmd,
     demo_cmd,
+    eval_cmd,
     generate_cmd,
     jobs_cmd,
     model_cmd,
@@ -62,8 +63,9 @@ app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
-app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
+app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.eval_)
 app.command("arena", epilog=arena_cmd.EPILOG)(arena_cmd.arena)
+app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
 app.command("tables", epilog=analysis_cmd.TABLES_EPILOG)(analysis_cmd.tables)
 app.command("report", epilog=analysis_cmd.REPORT_EPILOG)(analysis_cmd.report)
 
