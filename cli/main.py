@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from cli import (
+    analysis_cmd,
     arena_cmd,
     config_cmd,
     data_cmd,
@@ -65,6 +66,8 @@ app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.eval_)
 app.command("arena", epilog=arena_cmd.EPILOG)(arena_cmd.arena)
 app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
+app.command("tables", epilog=analysis_cmd.TABLES_EPILOG)(analysis_cmd.tables)
+app.command("report", epilog=analysis_cmd.REPORT_EPILOG)(analysis_cmd.report)
 
 
 def main(argv: list[str] | None = None) -> None:

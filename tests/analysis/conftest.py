@@ -36,3 +36,14 @@ def write_scores(
     rows.to_parquet(folder / "part-00000.parquet", index=False)
     (folder / "_run.json").write_text(json.dumps({"hashes": {}, "config": {"shards": str(shards)}}))
     return folder
+
+
+# Fixture folders of the tables/report/notebook tests (a toy sweep, a score folder, eval/arena folders).
+from tests.analysis.tables_fixtures import (  # noqa: E402,F401
+    arena_dir,
+    eval_dir,
+    references,
+    report_shards,
+    scores,
+    toy_sweep,
+)

@@ -30,6 +30,8 @@ COMMANDS = [
     ["sweep", "collect"],
     ["pipeline"],
     ["arena"],
+    ["tables"],
+    ["report"],
 ]
 
 
@@ -52,6 +54,8 @@ def test_help_lists_commands(cxr_bin):
         "sweep",
         "pipeline",
         "arena",
+        "tables",
+        "report",
     ):
         assert name in r.stdout
 
