@@ -47,6 +47,12 @@ def run_and_summarise(cfg: PipelineConfig) -> None:
     if run_ is not None and (failed := run_.failed_link()):
         raise typer.Exit(_failed(cfg, failed))
     console.print(summary_table(Path(cfg.workdir)))
+    if cfg.report:
+        from jobs.pipeline import write_report
+
+        report = write_report(cfg)
+        if report is not None:
+            console.print(f"report: [bold]{report}[/] (and review.html beside it)")
 
 
 def _failed(cfg: PipelineConfig, stage: str) -> int:

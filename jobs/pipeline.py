@@ -239,6 +239,24 @@ def pipeline(cfg: PipelineConfig, log=print):
     return run, status
 
 
+def write_report(cfg: PipelineConfig) -> Path | None:
+    """WORKDIR/report/index.html (+ review.html) from whatever the run has: eval, scores, references."""
+    from analysis.report import build_report
+
+    work = Path(cfg.workdir)
+    evald, scores = work / "eval", work / "scores"
+    refs = work / "data" / f"{cfg.eval_split}.parquet" if cfg.eval_split else None
+    if not (evald / "metrics.parquet").is_file() and not any(scores.glob("part-*.parquet")):
+        return None
+    written = build_report(
+        work / "report",
+        eval_dir=evald if (evald / "metrics.parquet").is_file() else None,
+        scores_dir=scores if any(scores.glob("part-*.parquet")) else None,
+        references=refs if refs is not None and refs.is_file() else None,
+    )
+    return Path(written["index"])
+
+
 def _stage_executor(cfg: PipelineConfig, stage: str, kind: ExecutorKind) -> ExecutorConfig:
     own = (
         getattr(getattr(cfg, stage, None), "executor", None) or cfg.executor
