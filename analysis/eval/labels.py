@@ -40,7 +40,16 @@ def chexpert_rule_stats(preds: list[str], refs: list[str]) -> list[Stat]:
             lambda idx: _f1s(counts[idx], FINDINGS),
         ),
         Stat(["chexpert_rule_f1_micro_5", "chexpert_rule_f1_macro_5"], lambda idx: _f1s(counts[idx], FIVE)),
+        # one F1 per finding (the report's per-finding plot); NaN where a finding is positive nowhere
+        Stat([f"chexpert_rule.f1.{f}" for f in FINDINGS], lambda idx: _per_finding(counts[idx])),
     ]
+
+
+def _per_finding(counts: np.ndarray) -> list[float]:
+    tp, fp, fn = counts.sum(axis=0).T.astype(float)
+    denom = 2 * tp + fp + fn
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return list(np.where(denom > 0, 2 * tp / denom, np.nan))
 
 
 def _label_set(text: str) -> set[str]:
