@@ -3,12 +3,13 @@
 Layout::
 
     ROOT/MS_CXR_Local_Alignment_v1.0.0.csv   dicom_id, category_name, label_text, [path,] x, y, w, h,
-                                             image_width, image_height   (boxes in original pixels)
+                                             image_width, image_height, [split]   (boxes in original pixels)
     mimic=MIMIC_CXR_JPG_ROOT                 the images, mimic-cxr-2.0.0-metadata.csv[.gz] (and split CSV)
 
 Boxes ``x, y, w, h`` become ``[x, y, x + w, y + h]``, scaled to the image file's size when it differs from
 ``image_width × image_height`` (e.g. a resized copy); ``label_text`` (the phrase) is kept as the box's
-``text`` and is what grounding records ask for; labels are the box categories.
+``text`` and is what grounding records ask for; labels are the box categories. The split is the CSV's
+own ``split`` column when it has one (1.1.0), else MIMIC-CXR-JPG's official split.
 """
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from pathlib import Path
 
 from cxr.config.schema import IngestConfig
 from cxr.errors import UserError
-from preprocessing.datasets.common import check_files, check_split, find_file, frame, read_csv, xyxy
+from preprocessing.datasets.common import (
+    check_files,
+    check_split,
+    find_file,
+    frame,
+    read_csv,
+    split_name,
+    xyxy,
+)
 from preprocessing.datasets.mimic import SPLIT, metadata, official_split, study_dir
 from preprocessing.imagefile import image_size
 
@@ -66,7 +75,10 @@ def load(cfg: IngestConfig):
         boxes[r.dicom_id].append(
             {"label": r.category_name, "box": box, "reader": "ms-cxr", "text": r.label_text}
         )
-    split = official_split(mimic, sorted(paths)) if find_file(mimic, SPLIT) else {}
+    if "split" in df.columns:  # MS-CXR 1.1.0 carries its own split
+        split = {r.dicom_id: split_name(r.split, source) for r in df.itertuples(index=False)}
+    else:
+        split = official_split(mimic, sorted(paths)) if find_file(mimic, SPLIT) else {}
     rows = [
         {
             "path": str(paths[d]),
