@@ -219,3 +219,31 @@ def test_padchest(canary_root, deid_key):
     assert set(index["view"]) == {"PA", "AP", "LAT"}
     assert {tuple(x) for x in records["labels"]} == {(), ("cardiomegaly", "pleural effusion")}
     no_patient_in_two_splits(recs)  # no official split: by patient pseudonym
+
+
+def test_chexpert_plus_reports_and_rerun(canary_root, deid_key):
+    from conftest import write_csv
+
+    root = canary_root / "CheXpert-plus"
+    truth = chexpert_layout(root)
+    plus = [
+        {
+            "path_to_image": rel,
+            "section_findings": "Heart size normal.\n",
+            "section_impression": "No acute process.",
+        }
+        for rel in truth["images"]
+    ]
+    write_csv(
+        root / "df_chexpert_plus_240401.csv",
+        plus,
+        ["path_to_image", "section_findings", "section_impression"],
+    )
+    shards = canary_root.parent / "chexpert-plus-shards"
+    _, index, records, recs = run("chexpert", root, shards)
+    assert set(records["findings"]) == {"Heart size normal."}
+    assert (recs["task"] == "report").sum() == len(index)
+    # a rerun skips the finished shards and gives the same tables
+    again = run("chexpert", root, shards)
+    pd.testing.assert_frame_equal(again[1], index)
+    pd.testing.assert_frame_equal(again[2], records)
