@@ -428,6 +428,7 @@ STAGES: dict[str, type] = {
     "demo": DemoConfig,
     "probe": ProbeConfig,
     "preprocess": PreprocessConfig,
+    "ingest": IngestConfig,
     "build-data": BuildDataConfig,
     "sft": SftConfig,
     "coldstart": SftConfig,  # the same stage config; configs/coldstart.yaml sets stage=coldstart
