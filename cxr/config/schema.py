@@ -201,7 +201,7 @@ class IngestConfig:
     dataset: str = ""  # mimic-cxr | mimic-cxr-jpg | chexpert | vindr-cxr | ms-cxr | padchest
     root: str = ""  # the dataset's folder as downloaded by the user
     shards: str = ""
-    mimic: str = ""  # ms-cxr only: the MIMIC-CXR-JPG folder holding the images
+    mimic: str = ""  # the MIMIC-CXR-JPG folder: ms-cxr's images; mimic-cxr's label/view/split CSVs
     reports: str = ""  # mimic-cxr-jpg: optional folder of MIMIC-CXR reports (files/pXX/pN/sN.txt)
     boxes: str = "readers"  # readers (every reader's box, reader id kept) | consensus (merged across readers)
     consensus_iou: float = 0.5  # consensus: boxes of one finding by different readers with IoU >= this merge

@@ -8,9 +8,9 @@ MIMIC-CXR-JPG 2.0.0/2.1.0 layout::
     ROOT/mimic-cxr-2.0.0-split.csv.gz      dicom_id, study_id, subject_id, split (train|validate|test)
 
 MIMIC-CXR 2.0.0 (DICOM) has ``files/pXX/pN/sN/*.dcm``, ``cxr-record-list.csv.gz`` (subject_id, study_id,
-dicom_id, path), the same CheXpert CSV and the reports (``mimic-cxr-reports.zip`` unpacked into ROOT:
-``files/pXX/pN/sN.txt``); views and the split come from the JPG release's metadata and split CSVs when
-they are in ROOT (or, for views, from each file's ViewPosition). Reports are split into FINDINGS and
+dicom_id, path) and the reports (``mimic-cxr-reports.zip`` unpacked into ROOT: ``files/pXX/pN/sN.txt``);
+the CheXpert-labeler CSV, views and the split come from the JPG release's CSVs, in ROOT or in the
+MIMIC-CXR-JPG folder given as ``mimic=`` (views otherwise from each file's ViewPosition). Reports are split into FINDINGS and
 IMPRESSION (``reports=`` points to the unpacked reports for MIMIC-CXR-JPG).
 """
 
@@ -84,8 +84,13 @@ def official_split(root: Path, dicom_ids: list[str]) -> dict[str, str]:
     return out
 
 
-def labels_by_study(root: Path) -> dict[str, list[str]]:
-    path = find_file(root, CHEXPERT)
+def find_in(dirs: list[Path], name: str) -> Path | None:
+    return next((p for p in (find_file(d, name) for d in dirs) if p is not None), None)
+
+
+def labels_by_study(dirs: list[Path]) -> dict[str, list[str]]:
+    root = dirs[0]
+    path = find_in(dirs, CHEXPERT)
     df = read_csv(
         path,
         ["subject_id", "study_id", *CHEXPERT_LABELS],
@@ -114,6 +119,8 @@ def load(cfg: IngestConfig):
             f"{root}: no files/ folder; expected the {cfg.dataset} layout files/pXX/pNNNNNNNN/sNNNNNNNN/"
         )
     dicom = cfg.dataset == "mimic-cxr"
+    # the DICOM release's label, view and split CSVs may sit in the JPG release's folder (mimic=…)
+    dirs = [root] + ([Path(cfg.mimic)] if cfg.mimic and dicom else [])
     if dicom:
         recs = read_csv(
             find_file(root, RECORDS),
@@ -121,7 +128,8 @@ def load(cfg: IngestConfig):
             f"{RECORDS}(.gz) with subject_id, study_id, dicom_id, path",
             where=root / RECORDS,
         )
-        meta = metadata(root) if find_file(root, METADATA) else {}
+        where = find_in(dirs, METADATA)
+        meta = metadata(where.parent) if where else {}
         items = [(r.dicom_id, r.subject_id, r.study_id, root / r.path) for r in recs.itertuples(index=False)]
         views = {d: m["view"] for d, m in meta.items()}
         reports, need_reports = root, True
@@ -133,8 +141,9 @@ def load(cfg: IngestConfig):
         ]
         views = {d: m["view"] for d, m in meta.items()}
         reports, need_reports = (Path(cfg.reports) if cfg.reports else root), bool(cfg.reports)
-    labels = labels_by_study(root)
-    split = official_split(root, [i[0] for i in items])
+    labels = labels_by_study(dirs)
+    where = find_in(dirs, SPLIT)
+    split = official_split(where.parent, [i[0] for i in items]) if where else {}
     rows = []
     for d, subject, study, path in items:
         findings, impression = read_report(reports, subject, study, required=need_reports)
@@ -157,7 +166,7 @@ def load(cfg: IngestConfig):
     df = frame(rows)
     source = find_file(root, RECORDS if dicom else METADATA)
     check_files(df, source)
-    check_split(df, find_file(root, SPLIT) or root)
+    check_split(df, where or root)
     return df
 
 

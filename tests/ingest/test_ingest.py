@@ -100,7 +100,13 @@ def test_mimic_dicom(canary_root, deid_key):
     root = canary_root / "mimic-cxr"
     truth = mimic_layout(root, dicom=True, n_patients=3)
     shards = canary_root.parent / "mimic-dicom-shards"
-    manifest, index, records, recs = run("mimic-cxr", root, shards)
+    jpg = canary_root / "mimic-cxr-jpg-csvs"  # the labels, views and split come from the JPG release
+    jpg.mkdir()
+    for f in root.glob("mimic-cxr-2.0.0-*.csv.gz"):
+        f.rename(jpg / f.name)
+    manifest, index, records, recs = run("mimic-cxr", root, shards, f"mimic={jpg}")
+    assert set(index["view"]) == {"PA", "LAT"} and set(recs["split"]) == {"train", "val"}
+    assert {tuple(x) for x in records["labels"]} == {("Pleural Effusion",), ()}
     assert (manifest["status"] == "ok").sum() == len(truth["images"])
     assert set(index["decode_path"]) == {"native"}  # through the DICOM decode of `cxr preprocess`
     check_contract(shards, manifest, index, truth["ids"])
