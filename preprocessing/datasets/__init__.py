@@ -3,21 +3,20 @@
 
 from __future__ import annotations
 
-import importlib
-
 from cxr.errors import UserError
+from preprocessing.datasets import chexpert, mimic, ms_cxr, padchest, vindr
 
 DATASETS = {
-    "mimic-cxr": "mimic",
-    "mimic-cxr-jpg": "mimic",
-    "chexpert": "chexpert",
-    "vindr-cxr": "vindr",
-    "ms-cxr": "ms_cxr",
-    "padchest": "padchest",
+    "mimic-cxr": mimic,
+    "mimic-cxr-jpg": mimic,
+    "chexpert": chexpert,
+    "vindr-cxr": vindr,
+    "ms-cxr": ms_cxr,
+    "padchest": padchest,
 }
 
 
 def adapter(name: str):
     if name not in DATASETS:
         raise UserError(f"unknown dataset {name!r}: expected one of {', '.join(DATASETS)}")
-    return importlib.import_module(f"preprocessing.datasets.{DATASETS[name]}")
+    return DATASETS[name]

@@ -15,12 +15,32 @@ import pytest
 from cxr.config import load_config
 from cxr.config.schema import IngestConfig
 
-# tests/ is on sys.path (prepend import mode) and tests/jobs is a package: put the repository first so
-# `jobs` is the real room, then import what the tests need while it resolves so.
-REPO = str(Path(__file__).resolve().parents[2])
-if sys.path[0] != REPO:
-    sys.path.insert(0, REPO)
-from jobs.ingest import ingest  # noqa: E402, F401
+
+def _real_ingest():
+    """``jobs.ingest.ingest`` from this repository. tests/ is on sys.path (pytest's prepend mode) and
+    tests/jobs and tests/preprocessing are packages, so a plain ``import jobs`` here can find the test
+    folder. Import the real rooms with the repository first, then put sys.modules back as it was so
+    pytest still collects and runs tests/jobs and tests/preprocessing as before."""
+    import importlib
+
+    def rooms():
+        return {k for k in sys.modules if k.split(".")[0] in ("jobs", "preprocessing")}
+
+    repo = str(Path(__file__).resolve().parents[2])
+    before = {k: sys.modules.pop(k) for k in rooms()}
+    sys.path.insert(0, repo)
+    try:
+        fn = importlib.import_module("jobs.ingest").ingest  # keeps its modules alive through __globals__
+    finally:
+        sys.path.remove(repo)
+        for k in rooms():
+            del sys.modules[k]
+        sys.modules.update(before)
+    return fn
+
+
+ingest = _real_ingest()
+
 
 CANARY = "CANARYPHI"
 CHEX = [
