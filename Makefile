@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export OMP_NUM_THREADS ?= 2
 
-.PHONY: setup demo test testbed bench lint lock clean
+.PHONY: setup demo test testbed bench bench-gpu lint lock clean
 
 setup:  ## build the CPU environment in .venv (no-op when up to date)
 	@VENV=$(VENV) ./tools/setup_cpu_env.sh
@@ -20,6 +20,9 @@ testbed:  ## start the single-machine Slurm cluster (root; see tools/slurm-testb
 
 bench: setup  ## benchmarks: ratios against a baseline measured in the same run
 	$(PY) benchmarks/run.py
+
+bench-gpu: setup  ## one GPU, < 8 min: SFT ZeRO-3 step (MFU, overhead vs bare TRL), HF vs vLLM generation, shard reads
+	$(PY) benchmarks/gpu.py
 
 lint: setup
 	$(VENV)/bin/ruff check .

@@ -17,6 +17,7 @@ from cli import (
     config_cmd,
     data_cmd,
     demo_cmd,
+    eval_cmd,
     generate_cmd,
     ingest_cmd,
     jobs_cmd,
@@ -63,8 +64,9 @@ app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess
 app.command("ingest", epilog=ingest_cmd.EPILOG)(ingest_cmd.ingest)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
-app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
+app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.eval_)
 app.command("arena", epilog=arena_cmd.EPILOG)(arena_cmd.arena)
+app.command("pipeline", epilog=pipeline_cmd.EPILOG)(pipeline_cmd.pipeline)
 
 
 def main(argv: list[str] | None = None) -> None:

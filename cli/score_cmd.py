@@ -23,6 +23,12 @@ def score(
     tasks: str | None = typer.Option(
         None, "--tasks", "-t", help="Comma-separated prompt set: report,findings,view."
     ),
+    records: str | None = typer.Option(
+        None,
+        "--records",
+        "-r",
+        help="A `cxr build-data` split parquet: ask each record's own question instead of --tasks (sets records).",
+    ),
     executor: str | None = typer.Option(
         None, "--executor", "-e", help="local | slurm | debug (sets executor.kind)."
     ),
@@ -50,6 +56,8 @@ def score(
         pre.append(f"backend={backend}")
     if tasks:
         pre.append(f"tasks=[{tasks}]")
+    if records:
+        pre.append(f"records={records}")
     if executor:
         pre.append(f"executor.kind={executor}")
     cfg = stage_config(ScoreConfig, config, pre + overrides)

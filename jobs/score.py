@@ -18,7 +18,7 @@ import submitit
 from cxr.config.schema import GenerateConfig, ScoreConfig
 from cxr.errors import UserError
 from cxr.score.output import FAILURES_FILE, RUN_FILE, done_marker, gather_failures, open_run, read_failures
-from cxr.score.run import parts_of, score_part
+from cxr.score.run import load_records, parts_of, score_part
 from jobs.submission import map_array
 
 
@@ -50,11 +50,19 @@ class ScoreTask(submitit.helpers.Checkpointable):
             vllm=cfg.vllm,
         )
         ds = ShardDataset(cfg.shards)
+        records = load_records(cfg.records, cfg.shards) if cfg.records else None
         rows = 0
         with make_backend(gen) as backend:
             for part in todo:
                 rows += score_part(
-                    cfg, out, part, self.hashes, backend, ds, log=lambda s: print(s, flush=True)
+                    cfg,
+                    out,
+                    part,
+                    self.hashes,
+                    backend,
+                    ds,
+                    log=lambda s: print(s, flush=True),
+                    records=records,
                 )["rows"]
         return {"parts": len(todo), "rows": rows}
 
@@ -63,8 +71,9 @@ def score(cfg: ScoreConfig, log=print) -> Path:
     shards = Path(cfg.shards)
     if not (shards / "index.parquet").is_file():
         raise UserError(f"{shards} has no index.parquet: not a shards folder (run `cxr preprocess` first)")
+    records = load_records(cfg.records, shards) if cfg.records else None
     out, hashes = open_run(cfg)
-    parts = parts_of(shards)
+    parts = parts_of(shards, records)
     todo = [p for p in parts if pending(cfg, out, p)]
     log(f"score: {len(parts)} part(s), {len(todo)} to do → {out}")
     if todo:
@@ -98,7 +107,8 @@ def status(out: str | Path) -> dict:
         raise UserError(f"{out} has no {RUN_FILE}: not a `cxr score` output folder")
     run = json.loads(rec.read_text())
     cfg = run["config"]
-    parts = parts_of(cfg["shards"])
+    records = load_records(cfg["records"], cfg["shards"]) if cfg.get("records") else None
+    parts = parts_of(cfg["shards"], records)
     markers = {p: done_marker(out, p) for p in parts}
     done = [m for m in markers.values() if m]
     seconds = sum(m["seconds"] for m in done)

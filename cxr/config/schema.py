@@ -401,6 +401,9 @@ class ScoreConfig:
     out: str = ""
     backend: BackendName = BackendName.vllm
     tasks: list[str] = field(default_factory=lambda: ["report"])  # prompt set: cxr.score.prompts.PROMPTS
+    # a `cxr build-data` split parquet (e.g. DATA/test.parquet): ask each record's own question (with the
+    # grounded suffix) on its image instead of the prompt set; rows then carry record_id. Empty = prompt set.
+    records: str = ""
     model: ModelConfig = field(default_factory=ModelConfig)
     image: ImageConfig = field(default_factory=ImageConfig)
     sampling: SamplingConfig = field(default_factory=SamplingConfig)  # the seed's temperature 0.6 by default
@@ -423,6 +426,30 @@ class ScoreConfig:
         )
 
 
+@dataclass
+class EvalConfig:
+    """`cxr eval SCORES OUT`: metrics of a score folder against build-data references (analysis.eval)."""
+
+    scores: str = ""  # a `cxr score` output folder
+    references: str = ""  # a `cxr build-data` split parquet; empty = only the reference-free metrics
+    shards: str = ""  # for the sex / age-band slices (index.parquet); empty = the score run's shards
+    out: str = ""
+    bootstrap: int = 1000  # resamples for the 95 % CIs (0 = no CIs)
+    # corpus metrics (BLEU, METEOR, mAP) are recomputed on every resample: fewer by default
+    bootstrap_corpus: int = 200
+    seed: int = 0
+    iou_threshold: float = 0.5  # box precision / recall: a match needs IoU >= this
+    radgraph_dir: str = ""  # staged RadGraph weights (never downloaded); empty = RadGraph F1 skipped
+    chexbert_dir: str = ""  # staged CheXbert weights (never downloaded); empty = CheXbert F1 skipped
+    slices: list[str] = field(default_factory=lambda: ["view", "sex", "age_band"])
+
+    def __post_init__(self) -> None:
+        _check(self.bootstrap >= 0 and self.bootstrap_corpus >= 0, "bootstrap counts must be >= 0")
+        _check(0 < self.iou_threshold <= 1, "iou_threshold must be in (0, 1]")
+        unknown = sorted(set(self.slices) - {"view", "sex", "age_band"})
+        _check(not unknown, f"slices: unknown {unknown} (known: view, sex, age_band)")
+
+
 STAGES: dict[str, type] = {
     "generate": GenerateConfig,
     "demo": DemoConfig,
@@ -434,6 +461,7 @@ STAGES: dict[str, type] = {
     "coldstart": SftConfig,  # the same stage config; configs/coldstart.yaml sets stage=coldstart
     "grpo": GrpoConfig,
     "score": ScoreConfig,
+    "eval": EvalConfig,
 }
 
 

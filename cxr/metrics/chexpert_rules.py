@@ -43,6 +43,8 @@ FINDINGS: tuple[str, ...] = (
     "Fracture",
     "Support Devices",
 )
+# The five findings report-generation papers quote "5-label" (CheXpert competition) F1 on.
+FIVE: tuple[str, ...] = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
 POSITIVE, NEGATIVE, UNCERTAIN = 1, 0, -1
 
 _BE = r"(?: (?:is|are|appears?|remains?|seems?))?"
@@ -219,19 +221,42 @@ def findings_f1(pred: str, ref: str, *, uncertain_as: int = POSITIVE) -> float:
     return _f1(len(p & r), len(p - r), len(r - p))
 
 
-def corpus_f1(preds: list[str], refs: list[str], *, uncertain_as: int = POSITIVE) -> dict:
-    """Micro and macro CheXpert-rule F1 over paired reports.
+def pair_counts(pred: str, ref: str, *, uncertain_as: int = POSITIVE) -> dict[str, tuple[int, int, int]]:
+    """(TP, FP, FN) per finding for one pair of reports; findings positive on neither side are left out."""
+    p, r = _positives(pred, uncertain_as), _positives(ref, uncertain_as)
+    return {
+        f: (int(f in p and f in r), int(f in p and f not in r), int(f in r and f not in p)) for f in p | r
+    }
 
-    "micro" pools TP/FP/FN over all findings; "macro" averages "per_finding", which holds only the
+
+def f1_from_counts(counts: dict[str, list[int]]) -> dict:
+    """Micro, macro and per-finding F1 from pooled (TP, FP, FN) per finding (see ``corpus_f1``)."""
+    per = {f: _f1(*c) for f, c in counts.items() if any(c)}
+    micro = _f1(*(sum(c[k] for c in counts.values()) for k in range(3)))
+    return {"micro": micro, "macro": sum(per.values()) / len(per) if per else 1.0, "per_finding": per}
+
+
+def corpus_f1(
+    preds: list[str],
+    refs: list[str],
+    *,
+    uncertain_as: int = POSITIVE,
+    findings: tuple[str, ...] = FINDINGS,
+) -> dict:
+    """Micro and macro CheXpert-rule F1 over paired reports, on ``findings`` (all 14 by default,
+    ``FIVE`` for the 5-label score).
+
+    "micro" pools TP/FP/FN over the findings; "macro" averages "per_finding", which holds only the
     findings positive in some pred or ref (an F1 with no positives anywhere says nothing).
     """
     if len(preds) != len(refs):
         raise ValueError(f"corpus_f1 needs paired reports: {len(preds)} preds vs {len(refs)} refs")
-    counts = {f: [0, 0, 0] for f in FINDINGS}  # tp, fp, fn
+    unknown = set(findings) - set(FINDINGS)
+    if unknown:
+        raise ValueError(f"corpus_f1: unknown findings {sorted(unknown)}")
+    counts = {f: [0, 0, 0] for f in findings}  # tp, fp, fn
     for pred, ref in zip(preds, refs, strict=True):
-        p, r = _positives(pred, uncertain_as), _positives(ref, uncertain_as)
-        for f in p | r:
-            counts[f][0 if f in p and f in r else 1 if f in p else 2] += 1
-    per = {f: _f1(*c) for f, c in counts.items() if any(c)}
-    micro = _f1(*(sum(c[k] for c in counts.values()) for k in range(3)))
-    return {"micro": micro, "macro": sum(per.values()) / len(per) if per else 1.0, "per_finding": per}
+        for f, c in pair_counts(pred, ref, uncertain_as=uncertain_as).items():
+            if f in counts:
+                counts[f] = [a + b for a, b in zip(counts[f], c, strict=True)]
+    return f1_from_counts(counts)

@@ -67,6 +67,8 @@ class TinySpec:
     vision_depth: int = 2
     vision_hidden: int = 64
     vision_heads: int = 1
+    vision_intermediate: int = 0  # 0: 2 × vision_hidden
+    text_vocab: int = 0  # > tokenizer size: a wider embedding (benchmarks/gpu.py: the 7B's 152,064 rows)
     min_pixels: int = 56 * 56
     max_pixels: int = 224 * 224
 
@@ -165,7 +167,7 @@ def _configs(tokenizer, spec: TinySpec, family: str):
     head_dim = spec.hidden_size // spec.num_heads
     unit = head_dim // 16  # mrope sections (t, h, w) sum to head_dim / 2, in Qwen's 2:3:3 shape
     text = {
-        "vocab_size": len(tokenizer),
+        "vocab_size": max(len(tokenizer), spec.text_vocab),
         "hidden_size": spec.hidden_size,
         "intermediate_size": spec.intermediate_size,
         "num_hidden_layers": spec.num_layers,
@@ -184,7 +186,7 @@ def _configs(tokenizer, spec: TinySpec, family: str):
     vision = {
         "depth": spec.vision_depth,
         "hidden_size": spec.vision_hidden,
-        "intermediate_size": 2 * spec.vision_hidden,
+        "intermediate_size": spec.vision_intermediate or 2 * spec.vision_hidden,
         "num_heads": spec.vision_heads,
         "out_hidden_size": spec.hidden_size,
     }
@@ -229,10 +231,15 @@ def build_model(tokenizer, spec: TinySpec, seed: int, family: str = "qwen2.5-vl"
 
 
 def build_tiny(
-    out: str | Path, seed: int = 0, spec: TinySpec | None = None, family: str = "qwen2.5-vl"
+    out: str | Path,
+    seed: int = 0,
+    spec: TinySpec | None = None,
+    family: str = "qwen2.5-vl",
+    dtype: str = "float32",
 ) -> Path:
     """Write a tiny Qwen2.5-VL (or Qwen3-VL) — model, tokenizer, processor — to ``out`` with
-    ``save_pretrained``. Qwen2.5-VL is the default: the seed model's architecture."""
+    ``save_pretrained``. Qwen2.5-VL is the default: the seed model's architecture. ``dtype``
+    bfloat16 builds big specs (benchmarks/gpu.py) in half the memory and time."""
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     spec = spec or TinySpec()
@@ -240,7 +247,14 @@ def build_tiny(
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tokenizer(seed, spec)
     processor = build_processor(tokenizer, spec, family)
-    model = build_model(tokenizer, spec, seed, family)
+    import torch
+
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(getattr(torch, dtype))
+    try:
+        model = build_model(tokenizer, spec, seed, family)
+    finally:
+        torch.set_default_dtype(default)
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out

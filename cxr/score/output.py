@@ -66,7 +66,9 @@ def run_hashes(cfg: ScoreConfig) -> dict[str, str]:
     s = cfg.sampling
     return {
         "model": model_hash(cfg.model.path),
-        "prompt": _sha([f"{t}={prompt_text(t)}" for t in sorted(cfg.tasks)]),
+        "prompt": _records_sha(cfg.records)
+        if cfg.records
+        else _sha([f"{t}={prompt_text(t)}" for t in sorted(cfg.tasks)]),
         # the backend and image bounds change outputs as much as the sampling parameters do
         "sampling": _sha(
             [
@@ -83,6 +85,14 @@ def run_hashes(cfg: ScoreConfig) -> dict[str, str]:
             ]
         ),
     }
+
+
+def _records_sha(path: str) -> str:
+    """The records' questions as asked (with the grounded suffix), by record_id."""
+    from cxr.format import grounded_prompt
+
+    df = pd.read_parquet(path, columns=["record_id", "question"]).sort_values("record_id")
+    return _sha(f"{r}={grounded_prompt(q)}" for r, q in zip(df["record_id"], df["question"], strict=True))
 
 
 def open_run(cfg: ScoreConfig) -> tuple[Path, dict[str, str]]:

@@ -17,6 +17,8 @@ def prompt_text(task: str) -> str:
     return grounded_prompt(PROMPTS[task])
 
 
-def prompt_id(task: str) -> str:
-    """Names the exact text asked, so a changed template is visible in every row."""
-    return f"{task}-{hashlib.sha256(prompt_text(task).encode()).hexdigest()[:10]}"
+def prompt_id(task: str, text: str | None = None) -> str:
+    """Names the exact text asked (the task's prompt, or ``text``), so a changed template is visible in
+    every row."""
+    text = prompt_text(task) if text is None else text
+    return f"{task}-{hashlib.sha256(text.encode()).hexdigest()[:10]}"
