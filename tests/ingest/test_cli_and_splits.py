@@ -6,9 +6,9 @@ import os
 import subprocess
 
 import pandas as pd
-from conftest import CANARY, leaks, padchest_layout
 
 from cxr.data.instructions import build_records
+from tests.ingest.layouts import CANARY, leaks, padchest_layout
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

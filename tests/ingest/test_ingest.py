@@ -7,7 +7,10 @@ import stat
 
 import pandas as pd
 import pytest
-from conftest import (
+
+from cxr.data.instructions import build_records
+from cxr.format import ResizeRecord, smart_resize_record
+from tests.ingest.layouts import (
     CANARY,
     chexpert_layout,
     ingest,
@@ -18,9 +21,6 @@ from conftest import (
     padchest_layout,
     vindr_layout,
 )
-
-from cxr.data.instructions import build_records
-from cxr.format import ResizeRecord, smart_resize_record
 
 TASKS = ["report", "vqa_closed", "vqa_choice", "vqa_open", "findings", "grounding"]
 PIX = {"min_pixels": 3136, "max_pixels": 512 * 512}
@@ -228,7 +228,7 @@ def test_padchest(canary_root, deid_key):
 
 
 def test_chexpert_plus_reports_and_rerun(canary_root, deid_key):
-    from conftest import write_csv
+    from tests.ingest.layouts import write_csv
 
     root = canary_root / "CheXpert-plus"
     truth = chexpert_layout(root)

@@ -6,7 +6,9 @@ import shutil
 
 import pandas as pd
 import pytest
-from conftest import (
+
+from cxr.errors import UserError
+from tests.ingest.layouts import (
     chexpert_layout,
     ingest,
     ingest_cfg,
@@ -17,8 +19,6 @@ from conftest import (
     write_csv,
     write_dicom,
 )
-
-from cxr.errors import UserError
 
 
 @pytest.fixture(scope="module")
