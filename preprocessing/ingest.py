@@ -65,6 +65,17 @@ def load_images(cfg: IngestConfig) -> pd.DataFrame:
     return df
 
 
+def check_target(cfg: IngestConfig, shards: Path) -> None:
+    """A shards folder holds one source: refuse another dataset's (or `cxr preprocess`'s) shards."""
+    marker = shards / "dataset.json"
+    if marker.is_file():
+        was = json.loads(marker.read_text()).get("dataset")
+        if was != cfg.dataset:
+            raise UserError(f"{shards} holds {was} shards; expected an empty folder or {cfg.dataset} shards")
+    elif (shards / "plan.parquet").is_file():
+        raise UserError(f"{shards} holds `cxr preprocess` shards; expected an empty folder for `cxr ingest`")
+
+
 def plan_ingest(cfg: IngestConfig, shards: Path, log=print) -> pd.DataFrame:
     """Pseudonymise, write private/files.parquet, plan.parquet and records.parquet; returns the
     manifest rows of images that never reach a shard (views not asked for)."""
@@ -72,6 +83,7 @@ def plan_ingest(cfg: IngestConfig, shards: Path, log=print) -> pd.DataFrame:
     if len(key) < 16:
         raise UserError("'ingest.key': the de-identification key must be at least 16 bytes")
     p = Pseudonymizer(key)
+    check_target(cfg, shards)
     df = load_images(cfg)
     # MIMIC-CXR, MIMIC-CXR-JPG and MS-CXR (on MIMIC images) share ids, so they share pseudonyms
     ds = "mimic-cxr" if cfg.dataset in ("mimic-cxr", "mimic-cxr-jpg", "ms-cxr") else cfg.dataset

@@ -125,3 +125,13 @@ def test_bad_values(layouts, tmp_path, deid_key):
     df.loc[i, "x_max"] = "1.0"  # x2 < x1
     df.to_csv(csv, index=False)
     assert "is not [x1, y1, x2, y2]" in fails("vindr-cxr", root, tmp_path / "s")
+
+
+def test_one_source_per_shards_folder(layouts, tmp_path, deid_key):
+    shards = tmp_path / "s"
+    shards.mkdir()
+    (shards / "dataset.json").write_text('{"dataset": "chexpert"}')
+    assert f"{shards} holds chexpert shards" in fails("padchest", layouts / "padchest", shards)
+    (shards / "dataset.json").unlink()
+    (shards / "plan.parquet").write_text("")
+    assert "holds `cxr preprocess` shards" in fails("padchest", layouts / "padchest", shards)
