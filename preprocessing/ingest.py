@@ -95,7 +95,7 @@ def plan_ingest(cfg: IngestConfig, shards: Path, log=print) -> pd.DataFrame:
             "study_id": [p.pseudonym("study", f"{ds}:{x}") for x in df["study"]],
             "image_id": [p.pseudonym("image", f"{ds}:{x}") for x in df["image"]],
             "accession_id": [p.pseudonym("accession", f"{ds}:{x}") for x in df["image"]],
-            "modality": "CR",
+            "modality": "",  # not published by the datasets (CR and DX mixed)
             "view": df["view"],
             "sex": df["sex"],
             "age_band": df["age_band"],
