@@ -12,7 +12,8 @@ Boxes are already ``[x_min, y_min, x_max, y_max]`` in original pixels, one row p
 ("No finding" rows have none). Training images were read by three radiologists: every reader's box is
 kept with its ``rad_id``; ``boxes=consensus`` merges them. A finding is a label when at least
 ``consensus_min_readers`` readers (at most all of the image's readers) marked it. The split is the
-official train/test. VinDr-CXR has no patient ids: each image counts as its own patient.
+official train/test. VinDr-CXR has no patient ids: each image counts as its own patient. View, sex and
+age band come from the header's ViewPosition, PatientSex and PatientAge (nothing else is read).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from cxr.config.schema import IngestConfig
 from cxr.errors import UserError
-from preprocessing.datasets.common import check_files, frame, read_csv, require_dir, xyxy
+from preprocessing.datasets.common import check_files, frame, read_csv, require_dir, sex_of, view_of, xyxy
 
 SKIP = ("No finding",)
 
@@ -77,15 +78,16 @@ def load(cfg: IngestConfig):
             )
         for image in sorted(listed):
             need = min(cfg.consensus_min_readers, len(readers[image]))
+            view, sex, band = _header(folder / f"{image}.dicom")
             rows.append(
                 {
                     "path": str(folder / f"{image}.dicom"),
                     "patient": image,
                     "study": image,
                     "image": image,
-                    "view": "UNKNOWN",
-                    "sex": None,
-                    "age_band": None,
+                    "view": view,
+                    "sex": sex,
+                    "age_band": band,
                     "split": split,
                     "labels": sorted(f for f, who in votes[image].items() if len(who) >= need),
                     "boxes": boxes[image],
@@ -94,3 +96,19 @@ def load(cfg: IngestConfig):
     out = frame(rows)
     check_files(out, ann)
     return out
+
+
+def _header(path: Path) -> tuple[str, str | None, str | None]:
+    """View, sex and age band from the header (allow-listed, as in `cxr preprocess`); unknown when absent."""
+    from preprocessing.decode import Rejected, read
+    from preprocessing.deid import age_band
+
+    try:
+        ds = read(path, stop_before_pixels=True)
+    except Rejected:
+        return "UNKNOWN", None, None  # the shard writer rejects it with the reason
+    return (
+        view_of(ds.get("ViewPosition", "")),
+        sex_of(ds.get("PatientSex", "")),
+        age_band(str(ds.get("PatientAge", ""))),
+    )

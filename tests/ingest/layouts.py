@@ -89,7 +89,7 @@ def write_png16(path: Path, w: int, h: int, seed: int) -> None:
     Image.fromarray(arr).save(path)
 
 
-def write_dicom(path: Path, w: int, h: int, seed: int) -> None:
+def write_dicom(path: Path, w: int, h: int, seed: int, **header) -> None:
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -102,6 +102,8 @@ def write_dicom(path: Path, w: int, h: int, seed: int) -> None:
     ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
     ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
     ds.PixelData = stored.tobytes()
+    for k, v in header.items():
+        setattr(ds, k, v)
     ds.file_meta = FileMetaDataset()
     ds.file_meta.MediaStorageSOPClassUID = ds.SOPClassUID
     ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
@@ -260,7 +262,16 @@ def vindr_layout(root: Path) -> dict:
         for i in range(n):
             image = f"{CANARY}{split}{i:03d}" + "0" * 10
             w, h = 320 + 16 * i, 280
-            write_dicom(root / split / f"{image}.dicom", w, h, seed=100 + i + (10 if split == "test" else 0))
+            write_dicom(
+                root / split / f"{image}.dicom",
+                w,
+                h,
+                seed=100 + i + (10 if split == "test" else 0),
+                PatientName=f"{CANARY}^NAME",  # never read: only the allow-listed attributes are
+                PatientSex="F" if i % 2 else "M",
+                PatientAge=f"{45 + i:03d}Y",
+                ViewPosition="PA",
+            )
             truth["ids"].append(image)
             truth["sizes"][image] = (w, h)
             readers = ["R8", "R9", "R10"] if split == "train" else [""]

@@ -165,6 +165,11 @@ def test_vindr_readers(vindr, canary_root):
     # labels: marked by >= 2 of 3 readers (the nodule by one reader is not a label); test set: consensus
     assert {tuple(x) for x in records["labels"]} == {(), ("Cardiomegaly",), ("Cardiomegaly", "Nodule/Mass")}
     assert set(recs["split"]) == {"train", "test"}
+    assert (
+        set(index["view"]) == {"PA"}
+        and set(index["sex"]) == {"F", "M"}
+        and set(index["age_band"]) >= {"45-49"}
+    )
 
 
 def test_vindr_consensus(vindr, canary_root):
