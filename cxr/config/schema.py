@@ -236,6 +236,7 @@ class BuildDataConfig:
     out: str = ""
     seed: int = 0
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train / val / test, by patient
+    official_split: bool = True  # keep an ingested dataset's own split (records.split); false: by patient
     tasks: list[str] = field(
         default_factory=lambda: ["report", "vqa_closed", "vqa_choice", "vqa_open", "findings", "grounding"]
     )

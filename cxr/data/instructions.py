@@ -94,8 +94,12 @@ def build_records(
     min_pixels: int,
     max_pixels: int,
     vocabulary: list[str] | None = None,
+    official_split: bool = True,
 ) -> pd.DataFrame:
-    joined = index.merge(records.rename(columns={"split": "split_official"}), on="accession_id", how="inner")
+    records = records.rename(columns={"split": "split_official"})
+    if not official_split:
+        records = records.drop(columns="split_official", errors="ignore")
+    joined = index.merge(records, on="accession_id", how="inner")
     vocab = sorted(vocabulary or {lab for labs in joined["labels"] for lab in labs})
     out = []
     for row in joined.sort_values(["patient_id", "study_id", "image_id"]).itertuples(index=False):

@@ -78,6 +78,9 @@ def test_build_data_keeps_official_split_else_by_patient():
     # without a split column (hospital RIS records) the result is the patient split, as before
     plain = build_records(index, records.drop(columns="split"), **kw).set_index("image_id")
     assert (plain.loc[rest.index, "split"] == rest["split"]).all()
+    # official_split=false ignores the dataset's own split
+    mine = build_records(index, records, official_split=False, **kw).set_index("image_id")
+    assert mine["split"].equals(plain["split"])
 
 
 def test_recipes_load_as_build_data_configs():
