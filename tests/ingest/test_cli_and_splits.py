@@ -8,7 +8,8 @@ import subprocess
 import pandas as pd
 
 from cxr.data.instructions import build_records
-from tests.ingest.layouts import CANARY, leaks, padchest_layout
+from tests.ingest.layouts import CANARY, leaks
+from tests.ingest.layouts_boxes import padchest_layout
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 

@@ -17,10 +17,8 @@ from tests.ingest.layouts import (
     ingest_cfg,
     leaks,
     mimic_layout,
-    ms_cxr_layout,
-    padchest_layout,
-    vindr_layout,
 )
+from tests.ingest.layouts_boxes import ms_cxr_layout, padchest_layout, vindr_layout
 
 TASKS = ["report", "vqa_closed", "vqa_choice", "vqa_open", "findings", "grounding"]
 PIX = {"min_pixels": 3136, "max_pixels": 512 * 512}

@@ -13,12 +13,10 @@ from tests.ingest.layouts import (
     ingest,
     ingest_cfg,
     mimic_layout,
-    ms_cxr_layout,
-    padchest_layout,
-    vindr_layout,
     write_csv,
     write_dicom,
 )
+from tests.ingest.layouts_boxes import ms_cxr_layout, padchest_layout, vindr_layout
 
 
 @pytest.fixture(scope="module")
