@@ -20,6 +20,7 @@ from cli import (
     demo_cmd,
     eval_cmd,
     generate_cmd,
+    ingest_cmd,
     jobs_cmd,
     model_cmd,
     pipeline_cmd,
@@ -61,6 +62,7 @@ app.command("generate", epilog=generate_cmd.EPILOG)(generate_cmd.generate)
 app.command("demo", epilog=demo_cmd.EPILOG)(demo_cmd.demo)
 app.command("synth", epilog=data_cmd.SYNTH_EPILOG)(data_cmd.synth)
 app.command("preprocess", epilog=data_cmd.PREPROCESS_EPILOG)(data_cmd.preprocess)
+app.command("ingest", epilog=ingest_cmd.EPILOG)(ingest_cmd.ingest)
 app.command("build-data", epilog=data_cmd.BUILD_EPILOG)(data_cmd.build_data)
 app.command("score", epilog=score_cmd.EPILOG)(score_cmd.score)
 app.command("eval", epilog=eval_cmd.EPILOG)(eval_cmd.eval_)

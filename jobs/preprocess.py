@@ -37,13 +37,8 @@ def _wait_with_progress(sub, shards: Path, todo: list[int], t0: float, log) -> d
     return wait_for(query, sub.job_ids, first_s=1.0, max_s=15.0)
 
 
-def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
-    archive, shards = Path(cfg.archive), Path(cfg.shards)
-    if not archive.is_dir():
-        raise UserError(f"archive folder {archive} does not exist")
-    shards.mkdir(parents=True, exist_ok=True)
-    p = pseudonymizer(cfg)
-    early = discover(cfg, shards, p, log)
+def write_planned(cfg: PreprocessConfig, shards: Path, log=print) -> None:
+    """Write every planned shard that is not finished (one array task per group of shards)."""
     plan = pd.read_parquet(shards / "plan.parquet")
     todo = sorted(s for s in set(plan["shard"]) if not is_done(shards, s))
     log(f"plan: {plan['shard'].nunique()} shard(s), {len(todo)} to write")
@@ -66,6 +61,16 @@ def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
                 f"logs in {shards / 'private' / 'jobs'}; rerun the same command to redo only those shards"
             )
         log(f"tasks: {len(states)} done in {time.perf_counter() - t0:.1f} s")
+
+
+def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
+    archive, shards = Path(cfg.archive), Path(cfg.shards)
+    if not archive.is_dir():
+        raise UserError(f"archive folder {archive} does not exist")
+    shards.mkdir(parents=True, exist_ok=True)
+    p = pseudonymizer(cfg)
+    early = discover(cfg, shards, p, log)
+    write_planned(cfg, shards, log)
     _, manifest = merge_tables(shards, early)
     if cfg.ris:
         from preprocessing.ris import load_ris

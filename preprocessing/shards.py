@@ -19,6 +19,7 @@ import pandas as pd
 
 from cxr.format.boxes import letterbox_record
 from preprocessing.decode import Rejected, decode, read
+from preprocessing.imagefile import decode_image, image_size, is_image_file
 
 
 def shard_name(shard: int) -> str:
@@ -43,6 +44,17 @@ def to_stored(img: np.ndarray, size: int, orig_w: int, orig_h: int, dtype: str):
     )
     maxv = 255 if dtype == "uint8" else 65535
     return np.round(out * maxv).astype(dtype), rec
+
+
+def _decode_file(path: Path, size: int, j2k_reduce: int):
+    """A DICOM file, or an image file (PNG/JPEG) from a public dataset, decoded straight to the letterbox content."""
+    if is_image_file(path):
+        w, h = image_size(path)
+        rec = letterbox_record(w, h, size)
+        return decode_image(path, target=(rec.content_w, rec.content_h))
+    dcm = read(path)
+    rec = letterbox_record(int(dcm.get("Columns", 0)) or 1, int(dcm.get("Rows", 0)) or 1, size)
+    return decode(dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h))
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -88,11 +100,7 @@ def write_shard(
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    dcm = read(archive / row.rel)
-                    rec = letterbox_record(
-                        int(dcm.get("Columns", 0)) or 1, int(dcm.get("Rows", 0)) or 1, size
-                    )
-                    dec = decode(dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h))
+                    dec = _decode_file(archive / row.rel, size, j2k_reduce)
                 arr, rec = to_stored(dec.image, size, dec.orig_w, dec.orig_h, dtype)
             except Exception as e:  # one bad file never stops a task; the reason carries no message text
                 reason = (

@@ -194,6 +194,41 @@ class PreprocessConfig:
 
 
 @dataclass
+class IngestConfig:
+    """`cxr ingest DATASET ROOT SHARDS`: a public CXR dataset → the same shards as `cxr preprocess`
+    (preprocessing/datasets/ has one adapter per dataset)."""
+
+    dataset: str = ""  # mimic-cxr | mimic-cxr-jpg | chexpert | vindr-cxr | ms-cxr | padchest
+    root: str = ""  # the dataset's folder as downloaded by the user
+    shards: str = ""
+    mimic: str = ""  # the MIMIC-CXR-JPG folder: ms-cxr's images; mimic-cxr's label/view/split CSVs
+    reports: str = ""  # mimic-cxr-jpg: optional folder of MIMIC-CXR reports (files/pXX/pN/sN.txt)
+    boxes: str = "readers"  # readers (every reader's box, reader id kept) | consensus (merged across readers)
+    consensus_iou: float = 0.5  # consensus: boxes of one finding by different readers with IoU >= this merge
+    consensus_min_readers: int = 2  # consensus: a merged box needs this many readers (fewer when fewer read)
+    size: int = 512
+    dtype: str = "uint8"
+    studies_per_shard: int = 200
+    shards_per_task: int = 1
+    views: list[str] = field(default_factory=lambda: ["PA", "AP", "LAT", "UNKNOWN"])
+    key: str = secret_field(
+        "env:CXR_DEID_KEY"
+    )  # the site's pseudonym key: the datasets' own ids are pseudonymised too
+    compression_level: int = 3
+    executor: ExecutorConfig = field(default_factory=ExecutorConfig)
+
+    def __post_init__(self) -> None:
+        _check(self.size >= 64, "size must be >= 64")
+        _check(self.dtype in ("uint8", "uint16"), "dtype must be uint8 or uint16")
+        _check(self.boxes in ("readers", "consensus"), "boxes must be readers or consensus")
+        _check(0 < self.consensus_iou <= 1, "consensus_iou must be in (0, 1]")
+        _check(
+            self.studies_per_shard > 0 and self.shards_per_task > 0 and self.consensus_min_readers > 0,
+            "studies_per_shard, shards_per_task and consensus_min_readers must be > 0",
+        )
+
+
+@dataclass
 class BuildDataConfig:
     """`cxr build-data SHARDS OUT`: instruction records (and grounded cold-start samples) from shards."""
 
@@ -201,6 +236,7 @@ class BuildDataConfig:
     out: str = ""
     seed: int = 0
     split: list[float] = field(default_factory=lambda: [0.8, 0.1, 0.1])  # train / val / test, by patient
+    official_split: bool = True  # keep an ingested dataset's own split (records.split); false: by patient
     tasks: list[str] = field(
         default_factory=lambda: ["report", "vqa_closed", "vqa_choice", "vqa_open", "findings", "grounding"]
     )
@@ -420,6 +456,7 @@ STAGES: dict[str, type] = {
     "demo": DemoConfig,
     "probe": ProbeConfig,
     "preprocess": PreprocessConfig,
+    "ingest": IngestConfig,
     "build-data": BuildDataConfig,
     "sft": SftConfig,
     "coldstart": SftConfig,  # the same stage config; configs/coldstart.yaml sets stage=coldstart

@@ -20,6 +20,7 @@ def build_dataset(cfg: BuildDataConfig) -> dict[str, int]:
             records,
             tasks=list(cfg.tasks),
             fractions=list(cfg.split),
+            official_split=cfg.official_split,
             seed=cfg.seed,
             min_pixels=cfg.image.min_pixels,
             max_pixels=cfg.image.max_pixels,

@@ -4,13 +4,15 @@ Tasks: findings report generation, VQA (closed yes/no, multiple choice, short op
 (``a|b|c``), grounding (box for a named finding). Boxes come from the RIS export in original-image
 pixels and are mapped into the *model-input* pixels the model sees: original → shard letterbox
 (the shard's ResizeRecord) → the processor's resize of the stored square (``smart_resize``).
-Splits are by patient pseudonym, so no patient is in two splits.
+Splits are by patient pseudonym, so no patient is in two splits; records with a ``split`` column (an
+ingested dataset's official, patient-level split, see ``cxr ingest``) keep theirs.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import random
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from cxr.errors import UserError
 from cxr.format import REPORT_INSTRUCTION, ResizeRecord, smart_resize_record
 
 SPLITS = ("train", "val", "test")
+SPLIT_ALIASES = {"train": "train", "val": "val", "validate": "val", "valid": "val", "test": "test"}
 CHOICES = "ABCD"
 RECORD_COLUMNS = [
     "record_id",
@@ -50,8 +53,20 @@ def split_of(patient_id: str, fractions: list[float], seed: int) -> str:
 
 
 def to_model_input(box: list[float], shard_rec: ResizeRecord, input_rec: ResizeRecord) -> list[int]:
-    """Original-image pixels → the stored letterboxed square → the model's input pixels."""
-    return input_rec.to_input(shard_rec.to_input(box))
+    """Original-image pixels → the stored letterboxed square → the model's input pixels, composed in
+    floats and rounded outward once (two integer steps would add up to two pixels of slack)."""
+    x1, y1, x2, y2 = box
+    sx, sy = shard_rec.scale_x * input_rec.scale_x, shard_rec.scale_y * input_rec.scale_y
+    ox = shard_rec.pad_left * input_rec.scale_x + input_rec.pad_left
+    oy = shard_rec.pad_top * input_rec.scale_y + input_rec.pad_top
+    out = [
+        math.floor(x1 * sx + ox + 1e-6),
+        math.floor(y1 * sy + oy + 1e-6),
+        math.ceil(x2 * sx + ox - 1e-6),
+        math.ceil(y2 * sy + oy - 1e-6),
+    ]
+    w, h = input_rec.input_w, input_rec.input_h
+    return [min(max(out[0], 0), w), min(max(out[1], 0), h), min(max(out[2], 0), w), min(max(out[3], 0), h)]
 
 
 def load_shards(shards: str | Path) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -79,7 +94,11 @@ def build_records(
     min_pixels: int,
     max_pixels: int,
     vocabulary: list[str] | None = None,
+    official_split: bool = True,
 ) -> pd.DataFrame:
+    records = records.rename(columns={"split": "split_official"})
+    if not official_split:
+        records = records.drop(columns="split_official", errors="ignore")
     joined = index.merge(records, on="accession_id", how="inner")
     vocab = sorted(vocabulary or {lab for labs in joined["labels"] for lab in labs})
     out = []
@@ -90,11 +109,12 @@ def build_records(
         input_rec = smart_resize_record(size, size, min_pixels=min_pixels, max_pixels=max_pixels)
         shard_rec = _shard_rec(row)
         boxes = [
-            {"label": b["label"], "box": to_model_input(b["box"], shard_rec, input_rec)}
+            {**b, "box": to_model_input(b["box"], shard_rec, input_rec)}
             for b in json.loads(row.boxes or "[]")
         ]
+        official = str(getattr(row, "split_official", "") or "")  # an ingested dataset's own split
         base = {
-            "split": split_of(row.patient_id, fractions, seed),
+            "split": SPLIT_ALIASES.get(official, "") or split_of(row.patient_id, fractions, seed),
             "patient_id": row.patient_id,
             "study_id": row.study_id,
             "image_id": row.image_id,
@@ -155,7 +175,7 @@ def build_records(
             for b in boxes:
                 add(
                     "grounding",
-                    f"Locate the {b['label']} in this chest X-ray and give its bounding box as "
+                    f"Locate the {b.get('text') or b['label']} in this chest X-ray and give its bounding box as "
                     "[x_min, y_min, x_max, y_max].",
                     json.dumps(b["box"]).replace(" ", ""),
                     [b],

@@ -15,6 +15,7 @@ COMMANDS = [
     ["demo"],
     ["synth"],
     ["preprocess"],
+    ["ingest"],
     ["build-data"],
     ["jobs", "status"],
     ["jobs", "cancel"],
