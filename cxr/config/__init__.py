@@ -6,6 +6,8 @@ from cxr.config.runinfo import RunRecord, collect_meta
 from cxr.config.schema import STAGES, DemoConfig, GenerateConfig, secret_field
 
 STAGES["pipeline"] = PipelineConfig  # all stages in one file (`cxr pipeline`)
+STAGES["demo-quick"] = STAGES["demo"]  # `cxr demo --quick`: one prompt through both backends
+STAGES["demo"] = PipelineConfig  # `cxr demo`: the pipeline on the embedded default
 
 __all__ = [
     "STAGES",
