@@ -144,8 +144,21 @@ def _grpo(cfg: PipelineConfig, c) -> str | None:
 
 
 def _score(cfg: PipelineConfig, c) -> dict:
+    from cxr.score.output import RUN_FILE, run_hashes
     from jobs.score import score, status
 
+    rec = Path(c.out) / RUN_FILE
+    if rec.is_file() and json.loads(rec.read_text())["hashes"] != run_hashes(c):
+        # a stage before this one ran again (another model, other records): these scores are derived output,
+        # so they are set aside whole rather than mixed with the new model's
+        n = 1
+        while Path(f"{c.out}.replaced-{n}").exists():
+            n += 1
+        os.replace(c.out, f"{c.out}.replaced-{n}")
+        print(
+            f"score: earlier scores came from another model/prompt/sampling: moved to {c.out}.replaced-{n}",
+            flush=True,
+        )
     out = score(replace(c, executor=IN_PROCESS), log=lambda s: print(s, flush=True))
     st = status(out)
     return {k: st[k] for k in ("rows", "failed_rows", "prompts_per_s")}
@@ -219,7 +232,9 @@ def pipeline(cfg: PipelineConfig, log=print):
     the chain ends. Returns (ChainRun or None, {stage: "done before" | "submitted"})."""
     cfg = prepare(cfg)
     stages = plan(cfg)
-    todo = [s for s, c in stages.items() if not is_done(cfg, s, c)]
+    names = list(stages)
+    first = next((i for i, s in enumerate(names) if not is_done(cfg, s, stages[s])), len(names))
+    todo = names[first:]  # a stage that runs again changes what every later stage reads: they run too
     status = {s: ("done before" if s not in todo else "submitted") for s in stages}
     for s in stages:
         if s not in todo:
