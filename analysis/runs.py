@@ -2,27 +2,23 @@
 
 A resumed run logs some steps again, so the last line for a (step, key) wins. ``analysis`` may import
 only ``cxr``, so a sweep's table is rebuilt here from its files when ``cxr sweep collect`` has not run,
-with the same columns collect writes (and the same "best" directions as ``sweeps/metrics.py``).
+with the same columns collect writes, from the same run-folder contract (``cxr.runfolder``).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import glob as globlib
 import json
-import math
-import re
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
+from cxr import runfolder
 from cxr.errors import UserError
-
-# Same directions as the sweep collector: lower for losses and errors, higher for scores.
-_LOWER = re.compile(r"loss|(^|[_/])kl($|[_/])|err|perplexity|nll", re.I)
-_HIGHER = re.compile(r"reward|acc|f1|bleu|rouge|iou|score|auc|precision|recall|meteor|cider", re.I)
-_NO_BEST = {"step", "epoch", "learning_rate", "grad_norm", "total_flos", "num_tokens"}
+from cxr.runfolder import flatten
+from cxr.runfolder import identity as _identity
+from cxr.runfolder import seconds_between as _seconds
 
 
 def _is_run(p: Path) -> bool:
@@ -47,71 +43,19 @@ def _read_yaml(p: Path) -> dict:
         return {}
 
 
-def flatten(d: dict, prefix: str = "") -> dict:
-    """{'a': {'b': 1}} → {'a.b': 1}; lists become one JSON cell so parquet columns stay scalar."""
-    out: dict = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, list) else v
-    return out
-
-
 def history(run_dir: str | Path) -> pd.DataFrame:
     """A run's ``metrics.jsonl`` as long rows (step, key, value); a step logged again replaces the old value."""
-    values: dict[tuple[int, str], float] = {}
-    p = Path(run_dir) / "metrics.jsonl"
-    lines = p.read_text().splitlines() if p.is_file() else []
-    for line in lines:
-        try:
-            row = json.loads(line)
-            step = int(row.pop("step", 0))
-        except (ValueError, TypeError, AttributeError):
-            continue  # a line cut by a kill
-        for k, v in row.items():
-            try:
-                values[(step, k)] = float(v)
-            except (TypeError, ValueError):
-                continue
-    rows = [{"step": s, "key": k, "value": v} for (s, k), v in sorted(values.items())]
-    return pd.DataFrame(rows, columns=["step", "key", "value"])
+    rows = [
+        {"step": step, "key": k, "value": v}
+        for k, by_step in sorted(runfolder.history(run_dir).items())
+        for step, v in sorted(by_step.items())
+    ]
+    return pd.DataFrame(rows, columns=["step", "key", "value"]).sort_values(
+        ["step", "key"], ignore_index=True
+    )
 
 
-def _direction(key: str) -> str | None:
-    if key in _NO_BEST or "runtime" in key or "per_second" in key:
-        return None
-    return "min" if _LOWER.search(key) else "max" if _HIGHER.search(key) else None
-
-
-def final_and_best(run_dir: str | Path) -> tuple[dict, dict]:
-    final, best = {}, {}
-    h = history(run_dir)
-    for k, g in h.groupby("key", sort=True):
-        final[k] = float(g.loc[g["step"].idxmax(), "value"])
-        finite = [v for v in g["value"] if math.isfinite(v)]
-        d = _direction(k)
-        if d and finite:
-            best[k] = min(finite) if d == "min" else max(finite)
-    return final, best
-
-
-def _identity(config: dict) -> dict:
-    """What names a run (as the sweep ids do): the config without its out folder and executors."""
-
-    def strip(d):
-        if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k != "executor" and not k.endswith("_executor")}
-        return d
-
-    return strip({k: v for k, v in config.items() if k != "out"})
-
-
-def _seconds(a, b) -> float | None:
-    try:
-        return (dt.datetime.fromisoformat(b) - dt.datetime.fromisoformat(a)).total_seconds()
-    except (TypeError, ValueError):
-        return None
+final_and_best = runfolder.summary
 
 
 def open_runs(folder_or_glob: str | Path) -> pd.DataFrame:

@@ -42,18 +42,27 @@ def report(name: str, rows: list[dict], note: str = "") -> None:
 
 
 def synthetic_shards(
-    work: Path, shards: Path, *, studies: int, seed: int, extra: tuple[str, ...] = ()
+    work: Path,
+    shards: Path,
+    *,
+    studies: int,
+    seed: int,
+    extra: tuple[str, ...] = (),
+    side: int = 160,
+    size: int = 128,
 ) -> Path:
-    """Synthetic archive (small images, no bad files) → 128-px shards; what the training and scoring
-    benchmarks measure on (the tests build theirs the same way: tests/conftest.py small_shards)."""
+    """Synthetic archive (``side``–``side``+40 px images, no bad files) → ``size``-px shards; what the
+    training, scoring and GPU benchmarks measure on (the tests build theirs the same way:
+    tests/conftest.py small_shards). The archive's RIS export is WORK/archive/ris/ris.csv."""
     from cxr.config import load_config
     from cxr.config.schema import PreprocessConfig
     from jobs.preprocess import preprocess
     from preprocessing.synth import SynthSpec, synth_archive
 
     synth_archive(
-        work / "archive", SynthSpec(studies=studies, seed=seed, min_size=160, max_size=200, bad_share=0)
+        work / "archive",
+        SynthSpec(studies=studies, seed=seed, min_size=side, max_size=side + 40, bad_share=0),
     )
-    overrides = [f"archive={work / 'archive' / 'dicom'}", f"shards={shards}", "size=128", *extra]
+    overrides = [f"archive={work / 'archive' / 'dicom'}", f"shards={shards}", f"size={size}", *extra]
     preprocess(load_config(PreprocessConfig, overrides=overrides), log=lambda s: None)
     return shards

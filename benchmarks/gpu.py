@@ -103,34 +103,25 @@ def seven_b_spec(layers: int):
 
 
 def prepare(tmp: Path, args) -> dict:
+    from benchmarks.common import synthetic_shards
     from cxr.config import load_config
-    from cxr.config.schema import BuildDataConfig, PreprocessConfig
+    from cxr.config.schema import BuildDataConfig
     from cxr.data.build import build_dataset
     from cxr.model import build_tiny
-    from jobs.preprocess import preprocess
-    from preprocessing.synth import SynthSpec, synth_archive
 
     os.environ.setdefault("CXR_DEID_KEY", "benchmark-key-0123456789")
     t0 = time.perf_counter()
     spec = None if args.tiny else seven_b_spec(args.layers)
     # the trainer and vLLM load what a cluster would: bf16 weights (the tiny CPU run stays fp32)
     model = build_tiny(tmp / "model", seed=0, spec=spec, dtype="float32" if args.tiny else "bfloat16")
-    side = 256 if args.tiny else 640
-    synth_archive(
-        tmp / "a", SynthSpec(studies=args.studies, seed=1, min_size=side, max_size=side + 64, bad_share=0)
-    )
-    preprocess(
-        load_config(
-            PreprocessConfig,
-            overrides=[
-                f"archive={tmp / 'a' / 'dicom'}",
-                f"shards={tmp / 's'}",
-                f"ris={tmp / 'a' / 'ris' / 'ris.csv'}",
-                f"size={args.image}",
-                "executor.kind=debug",
-            ],
-        ),
-        log=lambda s: None,
+    synthetic_shards(
+        tmp,
+        tmp / "s",
+        studies=args.studies,
+        seed=1,
+        side=256 if args.tiny else 640,
+        size=args.image,
+        extra=(f"ris={tmp / 'archive' / 'ris' / 'ris.csv'}", "executor.kind=debug"),
     )
     build_dataset(
         load_config(

@@ -19,8 +19,9 @@ import optuna
 import submitit
 
 from cxr.errors import ConfigError
+from cxr.runfolder import value as metric_value
 from jobs.registry import get
-from sweeps import metrics, store
+from sweeps import store
 from sweeps.expand import Resolver, base_config, label, run_id
 from sweeps.spec import SweepSpec
 from sweeps.task import SweepRun, short_error
@@ -132,7 +133,7 @@ class BayesWorker(submitit.helpers.Checkpointable):
                 study.tell(trial, state=TrialState.FAIL)
                 continue
             m = spec.metric
-            v = metrics.value(store.run_dir(folder, rid), m.name, m.use, m.mode)
+            v = metric_value(store.run_dir(folder, rid), m.name, m.use, m.mode)
             if v is None or not math.isfinite(v):
                 trial.set_user_attr("error", f"metric {m.name!r} not logged by the run")
                 study.tell(trial, state=TrialState.FAIL)

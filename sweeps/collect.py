@@ -5,37 +5,17 @@ seeds (``DIR/summary.parquet`` + ``.csv``). Columns: ``run_id``, ``state``, …,
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 import yaml
 
+from cxr import runfolder
+from cxr.runfolder import flatten, identity
 from jobs.registry import get
-from sweeps import metrics, store
-from sweeps.expand import identity
+from sweeps import store
 from sweeps.status import run_states
-
-
-def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(flatten(v, f"{prefix}{k}."))
-        elif isinstance(v, list):
-            out[f"{prefix}{k}"] = json.dumps(v)  # one cell: parquet columns stay scalar
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
-def _seconds(a: str | None, b: str | None) -> float | None:
-    try:
-        return (dt.datetime.fromisoformat(b) - dt.datetime.fromisoformat(a)).total_seconds()
-    except (TypeError, ValueError):
-        return None
 
 
 def table(folder: str | Path) -> pd.DataFrame:
@@ -49,7 +29,7 @@ def table(folder: str | Path) -> pd.DataFrame:
             config = yaml.safe_load((d / "config.yaml").read_text()) or {}
         except OSError:
             config = {}
-        final, best = metrics.summary(d)
+        final, best = runfolder.summary(d)
         slurm = st.get("slurm") or {}
         row = {
             "run_id": r.id,
@@ -59,7 +39,7 @@ def table(folder: str | Path) -> pd.DataFrame:
             **{k: r.extra.get(k) for k in ("trial",) if record.get("mode") == "bayes"},
             "job_id": r.job_id,
             "node": slurm.get("nodelist") or st.get("host"),
-            "wall_s": _seconds(
+            "wall_s": runfolder.seconds_between(
                 st.get("first_started"), st.get("ended")
             ),  # first start → end, restarts included
             "restarts": max(r.restarts, int(slurm.get("restart_count", 0) or 0)),

@@ -25,6 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 
 from cxr.config.load import _explain, _parse_override, _read_yaml, check_secrets
 from cxr.errors import ConfigError
+from cxr.runfolder import identity
 from jobs.registry import JobKind
 from sweeps.spec import SweepMode, SweepSpec
 
@@ -35,18 +36,6 @@ class Run:
     index: int
     params: dict[str, Any]  # the axis (and seed) values that make this run, dotted keys
     config: dict  # the resolved job config (plain data; written as runs/<id>/config.yaml)
-
-
-def identity(config: dict) -> dict:
-    """What names a run: the config without where it writes and how it is scheduled."""
-    out = {k: v for k, v in config.items() if k != "out"}
-
-    def strip(d: Any) -> Any:
-        if isinstance(d, dict):
-            return {k: strip(v) for k, v in d.items() if k != "executor" and not k.endswith("_executor")}
-        return d
-
-    return strip(out)
 
 
 def run_id(job: str, config: dict) -> str:

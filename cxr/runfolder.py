@@ -1,4 +1,5 @@
-"""A run's metrics from ``RUN/metrics.jsonl``: the final value and the best value of each key.
+"""The run-folder contract every room reads (sweeps collect it, ``analysis`` tables it): a run's
+metrics from ``RUN/metrics.jsonl``, what names a run, and flat config columns.
 
 Lines are ``{"step": N, key: value, …}``; a resumed run logs some steps again, so the last line for a
 (step, key) wins. "Best" needs a direction: lower for losses, KL and errors, higher for rewards and
@@ -7,10 +8,12 @@ scores; keys with neither meaning (learning rate, grad norm, epoch) get no best 
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import math
 import re
 from pathlib import Path
+from typing import Any
 
 LOWER = re.compile(r"loss|(^|[_/])kl($|[_/])|err|perplexity|nll", re.I)
 HIGHER = re.compile(r"reward|acc|f1|bleu|rouge|iou|score|auc|precision|recall|meteor|cider", re.I)
@@ -73,3 +76,34 @@ def value(run_dir: str | Path, name: str, use: str = "final", mode: str = "min")
             return None
         v = min(finite) if mode == "min" else max(finite)
     return v if math.isfinite(v) else None
+
+
+def identity(config: dict) -> dict:
+    """What names a run (a sweep's run id hashes this): the config without where it writes and how it
+    is scheduled (``out``, and every ``executor`` / ``*_executor`` block)."""
+
+    def strip(d: Any) -> Any:
+        if isinstance(d, dict):
+            return {k: strip(v) for k, v in d.items() if k != "executor" and not k.endswith("_executor")}
+        return d
+
+    return strip({k: v for k, v in config.items() if k != "out"})
+
+
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} → {'a.b': 1}; a list becomes one JSON cell, so parquet columns stay scalar."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = json.dumps(v) if isinstance(v, list) else v
+    return out
+
+
+def seconds_between(start: str | None, end: str | None) -> float | None:
+    """Seconds between two ISO timestamps (status.json, meta.json); None when either is missing."""
+    try:
+        return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
+    except (TypeError, ValueError):
+        return None
