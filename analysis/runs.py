@@ -166,8 +166,7 @@ def seed_column(df: pd.DataFrame) -> str | None:
 
 def varying_keys(df: pd.DataFrame) -> list[str]:
     """The config columns that differ between runs, the seed excepted: what a sweep compares."""
-    seed = seed_column(df)
-    return [c for c in df.columns if c.startswith("cfg.") and c != seed and df[c].astype(str).nunique() > 1]
+    return runfolder.varying_keys(df, seed_column(df))
 
 
 def open_sweep_summary(folder: str | Path) -> pd.DataFrame:
@@ -176,15 +175,4 @@ def open_sweep_summary(folder: str | Path) -> pd.DataFrame:
     if (folder / "summary.parquet").is_file():
         return pd.read_parquet(folder / "summary.parquet")
     df = open_sweep(folder)
-    metric_cols = [c for c in df.columns if c.startswith(("final.", "best."))]
-    done = df[df["state"] == "completed"] if "state" in df else df
-    keys = varying_keys(df) or [c for c in df.columns if c.startswith("cfg.")][:1]
-    if done.empty or not metric_cols or not keys:
-        return pd.DataFrame(columns=[*keys, "n"])
-    g = done.groupby(
-        [done[c].astype(str) if done[c].dtype == object else done[c] for c in keys], dropna=False
-    )
-    out = g[metric_cols].agg(["mean", "std"])
-    out.columns = [f"{m}.{stat}" for m, stat in out.columns]
-    out.insert(0, "n", g.size())
-    return out.reset_index()
+    return runfolder.seed_summary(df, seed_column(df))

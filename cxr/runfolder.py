@@ -107,3 +107,30 @@ def seconds_between(start: str | None, end: str | None) -> float | None:
         return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
     except (TypeError, ValueError):
         return None
+
+
+def varying_keys(df, seed_col: str | None = None) -> list[str]:
+    """The ``cfg.*`` columns of a results table that differ between runs, the seed column excepted:
+    what a sweep compares."""
+    return [
+        c for c in df.columns if c.startswith("cfg.") and c != seed_col and df[c].astype(str).nunique() > 1
+    ]
+
+
+def seed_summary(df, seed_col: str | None):
+    """Mean ± std of every ``final.*``/``best.*`` column over seeds, per configuration (completed runs
+    only; configurations told apart by the config columns that vary): `summary.parquet`'s table."""
+    import pandas as pd
+
+    metric_cols = [c for c in df.columns if c.startswith(("final.", "best."))]
+    keys = varying_keys(df, seed_col) or [c for c in df.columns if c.startswith("cfg.") and c != seed_col][:1]
+    done = df[df["state"] == "completed"] if "state" in df else df
+    if done.empty or not metric_cols or not keys:
+        return pd.DataFrame(columns=[*keys, "n"])
+    g = done.groupby(
+        [done[c].astype(str) if done[c].dtype == object else done[c] for c in keys], dropna=False
+    )
+    out = g[metric_cols].agg(["mean", "std"])
+    out.columns = [f"{m}.{stat}" for m, stat in out.columns]
+    out.insert(0, "n", g.size())
+    return out.reset_index()

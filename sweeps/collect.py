@@ -55,22 +55,7 @@ def table(folder: str | Path) -> pd.DataFrame:
 
 def summary(df: pd.DataFrame, seed_key: str) -> pd.DataFrame:
     """Mean ± std of every metric over seeds, per config (completed runs only)."""
-    seed_col = f"cfg.{seed_key}"
-    cfg_cols = [c for c in df.columns if c.startswith("cfg.") and c != seed_col]
-    metric_cols = [c for c in df.columns if c.startswith(("final.", "best."))]
-    done = df[df["state"] == "completed"]
-    if done.empty or not metric_cols:
-        return pd.DataFrame(columns=[*cfg_cols, "n"])
-    # constant columns say nothing about the comparison; keep only those that vary
-    varying = [c for c in cfg_cols if df[c].astype(str).nunique() > 1]
-    keys = varying or cfg_cols[:1]
-    g = done.groupby(
-        [done[c].astype(str) if done[c].dtype == object else done[c] for c in keys], dropna=False
-    )
-    out = g[metric_cols].agg(["mean", "std"])
-    out.columns = [f"{m}.{stat}" for m, stat in out.columns]
-    out.insert(0, "n", g.size())
-    return out.reset_index()
+    return runfolder.seed_summary(df, f"cfg.{seed_key}")
 
 
 def collect(folder: str | Path) -> tuple[Path, Path, pd.DataFrame]:
