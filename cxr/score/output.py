@@ -145,11 +145,46 @@ def read_failures(out: Path, part: int) -> pd.DataFrame | None:
     return pd.read_parquet(p) if p.is_file() else None
 
 
+def _types() -> dict:
+    import pyarrow as pa
+
+    box = pa.list_(pa.list_(pa.float64()))
+    text = pa.string()
+    return {
+        **dict.fromkeys(
+            ("study_id", "image_id", "view", "record_id", "task", "prompt_id", "raw", "reasoning"), text
+        ),
+        **dict.fromkeys(("answer", "finish_reason"), text),
+        **dict.fromkeys(("shard", "index", "num_tokens"), pa.int64()),
+        "steps": pa.list_(text),
+        "boxes": box,
+        "boxes_original": box,
+        "format_ok": pa.bool_(),
+        "latency_s": pa.float64(),
+    }
+
+
+def part_table(rows: pd.DataFrame):
+    """Rows as an Arrow table with fixed column types. Inferred types vary with the data (a part whose
+    answers are all missing gets a ``null`` column, one without boxes ``list<null>``), and parts with
+    different types cannot be read as one table."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pandas(rows, preserve_index=False)
+    for name, typ in _types().items():
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table.column(i).cast(typ))
+    return table
+
+
 def write_part(out: Path, part: int, rows: pd.DataFrame, failures: pd.DataFrame, marker: dict) -> None:
     """Part file (atomic, fsynced), its failures, then the done marker — in that order."""
+    import pyarrow.parquet as pq
+
     name = part_name(part)
     tmp = out / f".{name}.parquet.tmp{os.getpid()}"
-    rows.to_parquet(tmp, index=False)
+    pq.write_table(part_table(rows), tmp)
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, out / f"{name}.parquet")

@@ -116,6 +116,7 @@ def test_grpo_learns_a_tiny_task(sft_data, coldstart_model, tmp_path):
         "max_completion_length=160",
         "save_steps=1000",
         "rollout.mode=hf",
+        "lr=1e-4",  # 3e-4 climbs to ~1.5 by step 10 and then falls apart again on some cold-start models
     )
     run_grpo(cfg)
     rewards = _rewards(out)
