@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from cxr.format.boxes import letterbox_record
-from preprocessing.decode import Rejected, decode, read
+from preprocessing.decode import Rejected, decode, native_pixels, read
 from preprocessing.imagefile import decode_image, image_size, is_image_file
 
 
@@ -52,9 +52,10 @@ def _decode_file(path: Path, size: int, j2k_reduce: int):
         w, h = image_size(path)
         rec = letterbox_record(w, h, size)
         return decode_image(path, target=(rec.content_w, rec.content_h))
-    dcm = read(path)
+    native = native_pixels(path)
+    dcm, pixels = native if native is not None else (read(path), None)
     rec = letterbox_record(int(dcm.get("Columns", 0)) or 1, int(dcm.get("Rows", 0)) or 1, size)
-    return decode(dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h))
+    return decode(dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h), pixels=pixels)
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
