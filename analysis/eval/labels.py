@@ -12,16 +12,15 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.eval.bootstrap import Stat
-from cxr.metrics.chexpert_rules import FINDINGS, FIVE, f1_from_counts, pair_counts
+from cxr.metrics.chexpert_rules import FINDINGS, FIVE, POSITIVE, UNCERTAIN, f1_from_counts, label_report
 
 
-def _counts(preds: list[str], refs: list[str]) -> np.ndarray:
-    """(cases, findings, [TP, FP, FN]) for the 14 findings."""
-    out = np.zeros((len(preds), len(FINDINGS), 3), dtype=np.int32)
-    col = {f: i for i, f in enumerate(FINDINGS)}
-    for k, (p, r) in enumerate(zip(preds, refs, strict=True)):
-        for f, c in pair_counts(p, r).items():
-            out[k, col[f]] = c
+def _counts(positives: list[tuple[set[str], set[str]]]) -> np.ndarray:
+    """(cases, findings, [TP, FP, FN]) for the 14 findings from each case's (pred, ref) positive sets."""
+    out = np.zeros((len(positives), len(FINDINGS), 3), dtype=np.int32)
+    for k, (p, r) in enumerate(positives):
+        for f in p | r:
+            out[k, FINDINGS.index(f)] = (f in p and f in r, f in p and f not in r, f in r and f not in p)
     return out
 
 
@@ -32,17 +31,30 @@ def _f1s(counts: np.ndarray, findings: tuple[str, ...]) -> list[float]:
     return [r["micro"], r["macro"]]
 
 
-def chexpert_rule_stats(preds: list[str], refs: list[str]) -> list[Stat]:
-    counts = _counts(preds, refs)
+def _label_stats(family: str, counts: np.ndarray) -> list[Stat]:
     return [
-        Stat(
-            ["chexpert_rule_f1_micro_14", "chexpert_rule_f1_macro_14"],
-            lambda idx: _f1s(counts[idx], FINDINGS),
-        ),
-        Stat(["chexpert_rule_f1_micro_5", "chexpert_rule_f1_macro_5"], lambda idx: _f1s(counts[idx], FIVE)),
+        Stat([f"{family}_f1_micro_14", f"{family}_f1_macro_14"], lambda idx: _f1s(counts[idx], FINDINGS)),
+        Stat([f"{family}_f1_micro_5", f"{family}_f1_macro_5"], lambda idx: _f1s(counts[idx], FIVE)),
         # one F1 per finding (the report's per-finding plot); NaN where a finding is positive nowhere
-        Stat([f"chexpert_rule.f1.{f}" for f in FINDINGS], lambda idx: _per_finding(counts[idx])),
+        Stat([f"{family}.f1.{f}" for f in FINDINGS], lambda idx: _per_finding(counts[idx])),
     ]
+
+
+def _positive(labels: dict[str, int]) -> set[str]:
+    return {f for f, v in labels.items() if v in (POSITIVE, UNCERTAIN)}  # U-ones
+
+
+def chexpert_rule_stats(preds: list[str], refs: list[str]) -> list[Stat]:
+    pairs = [
+        (_positive(label_report(p)), _positive(label_report(r))) for p, r in zip(preds, refs, strict=True)
+    ]
+    return _label_stats("chexpert_rule", _counts(pairs))
+
+
+def chexbert_stats(preds: list[str], refs: list[str], labeler) -> list[Stat]:
+    """The same F1s from CheXbert's labels (``analysis.eval.chexbert``), counted the same way."""
+    pos = [_positive(d) for d in labeler.label(list(preds) + list(refs))]
+    return _label_stats("chexbert", _counts(list(zip(pos[: len(preds)], pos[len(preds) :], strict=True))))
 
 
 def _per_finding(counts: np.ndarray) -> list[float]:

@@ -5,12 +5,13 @@
     OUT/config.yaml, OUT/meta.json         what produced it (RunRecord)
 
 Metrics by the record task they apply to: report → BLEU-1..4, ROUGE-L, CIDEr, METEOR, CheXpert-rule
-F1; findings → finding-list F1; vqa_* → accuracy; any task with reference boxes → grounding;
-every scored task, references or not → format_ok rate and boxes per answer.
+F1, CheXbert F1 (staged weights); findings → finding-list F1; vqa_* → accuracy; any task with
+reference boxes → grounding; every scored task, references or not → format_ok rate and boxes per answer.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from pathlib import Path
@@ -18,10 +19,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.eval import inputs
+from analysis.eval import chexbert, inputs
 from analysis.eval.bootstrap import Stat, estimate, generator, mean_stat
 from analysis.eval.grounding import grounding_stats, predicted_boxes
-from analysis.eval.labels import chexpert_rule_stats, finding_list_stats
+from analysis.eval.labels import chexbert_stats, chexpert_rule_stats, finding_list_stats
 from analysis.eval.text import TextMetrics
 from analysis.eval.vqa import NORMALIZERS, correct
 from cxr.config import RunRecord
@@ -32,21 +33,28 @@ COLUMNS = ["metric", "task", "slice", "slice_value", "value", "ci_low", "ci_high
 
 
 def learned_metrics(cfg: EvalConfig) -> dict[str, str]:
-    """RadGraph F1 and CheXbert F1 need staged model weights; nothing is ever downloaded."""
+    """RadGraph F1 and CheXbert F1 need staged model weights; nothing is ever downloaded. A named
+    folder is checked here (a bad one fails before any work); an empty name skips with a reason."""
     skipped = {}
-    for name, key, folder in (
-        ("radgraph_f1", "radgraph_dir", cfg.radgraph_dir),
-        ("chexbert_f1", "chexbert_dir", cfg.chexbert_dir),
-    ):
-        if not folder:
-            skipped[name] = f"{key} not set: needs locally staged weights (never downloaded)"
-        elif not Path(folder).is_dir():
-            raise UserError(f"{key}={folder} is not a folder")
-        else:
-            raise UserError(
-                f"{key}={folder}: {name} from staged weights is not supported yet; leave {key} empty"
-            )
+    if cfg.chexbert_dir:
+        _labeler(cfg.chexbert_dir)  # loads once (cached): a folder that does not load fails here
+    else:
+        skipped["chexbert_f1"] = "chexbert_dir not set: needs locally staged weights (never downloaded)"
+    if not cfg.radgraph_dir:
+        skipped["radgraph_f1"] = "radgraph_dir not set: needs locally staged weights (never downloaded)"
+    elif not Path(cfg.radgraph_dir).is_dir():
+        raise UserError(f"radgraph_dir={cfg.radgraph_dir} is not a folder")
+    else:
+        raise UserError(
+            f"radgraph_dir={cfg.radgraph_dir}: radgraph_f1 from staged weights is not supported yet; "
+            "leave radgraph_dir empty"
+        )
     return skipped
+
+
+@functools.cache
+def _labeler(folder: str) -> chexbert.CheXbert:
+    return chexbert.CheXbert(folder)
 
 
 def _text(value) -> str:
@@ -61,6 +69,8 @@ def task_stats(task: str, cases: pd.DataFrame, cfg: EvalConfig, closers: list) -
         text = TextMetrics(preds, [[r] for r in refs])
         closers.append(text)
         stats += text.stats() + chexpert_rule_stats(preds, refs)
+        if cfg.chexbert_dir:
+            stats += chexbert_stats(preds, refs, _labeler(cfg.chexbert_dir))
         skipped.update({f"{k}/{task}": v for k, v in text.skipped.items()})
         skipped["tokenizer"] = text.tokenizer
     elif task == "findings":
