@@ -6,12 +6,14 @@ OUT/outcomes.parquet   one row per case and pair: the two orders combined (model
 OUT/ratings.parquet    model, strength (log scale, reference 0), ci_low, ci_high, wins, ties, losses, n
 OUT/winrate.parquet    row model's score against column model: (wins + ties/2) / valid cases
 OUT/summary.json       models, reference, cases, judgments, invalid rate, tie parameter, ranking
+OUT/judgments.parts/   the judge's texts chunk by chunk: a killed arena rerun with the same inputs resumes
 (+ .csv of the tables, config.yaml and meta.json)
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +22,7 @@ import pandas as pd
 
 from analysis.arena.bradley_terry import bootstrap_strengths, fit_davidson
 from analysis.arena.cases import check_images, common_cases, load_contestants, shards_of
-from analysis.arena.judge import ask, plan
+from analysis.arena.judge import ask, plan, plan_key
 from analysis.arena.verdict import INVALID, TIE, combine_orders
 from cxr.config.runinfo import RunRecord
 from cxr.config.schema import ArenaConfig
@@ -123,7 +125,12 @@ def run_arena(cfg: ArenaConfig, log: Callable[[str], None] = print) -> Path:
     with RunRecord(out, cfg, kind="arena"):
         calls = plan(contestants, cases, cfg.max_answer_chars)
         log(f"arena: {len(models)} models, {len(cases)} cases, {len(calls)} judge calls (both orders)")
-        judgments = ask(calls, cfg.judge, shards, log=log)
+        key = plan_key(calls, cfg.judge, cfg.chunk)
+        parts = out / "judgments.parts"
+        for stale in parts.glob("*") if parts.is_dir() else []:
+            if stale.name != key:  # chunks of another plan (other cases, judge or answers)
+                shutil.rmtree(stale)
+        judgments = ask(calls, cfg.judge, shards, log=log, parts=parts / key, chunk=cfg.chunk)
         _write(judgments, out, "judgments")
         outcomes = combine(judgments)
         _write(outcomes, out, "outcomes")

@@ -487,6 +487,7 @@ class ArenaConfig:
     )
     max_cases: int = 0  # > 0: a seeded sample of this many (image, task) cases bounds the judge's cost
     max_answer_chars: int = 2000  # each answer shown to the judge is cut to this many characters
+    chunk: int = 64  # judge calls per backend call (at least judge.batch_size): progress and resume step
     bootstrap: int = 1000  # case resamples for the 95 % CIs; 0 = none
     ridge: float = 0.01  # tiny L2 pull toward equal strengths: keeps the fit finite when a model never loses
     seed: int = 0  # case sample and bootstrap
@@ -497,6 +498,7 @@ class ArenaConfig:
             "max_cases, bootstrap and ridge must be >= 0",
         )
         _check(self.max_answer_chars > 0, "max_answer_chars must be > 0")
+        _check(self.chunk > 0, "chunk must be > 0")
 
 
 STAGES["arena"] = ArenaConfig

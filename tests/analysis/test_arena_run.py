@@ -229,3 +229,67 @@ def test_the_judge_through_vllm_cpu(cxr_bin, tiny_model, folders, tmp_path):
     j = pd.read_parquet(out / "judgments.parquet")
     assert len(j) == 2 and set(j["order"]) == {"ab", "ba"} and j["raw"].str.len().gt(0).all()
     assert json.loads((out / "meta.json").read_text())["status"] == "ok"
+
+
+class Crash(Exception):
+    pass
+
+
+def test_a_killed_arena_resumes_from_its_last_finished_chunk(tiny_model, folders, tmp_path, monkeypatch):
+    """The judge dies during the third chunk; the rerun asks only what was not answered, and the
+    result equals an uninterrupted run (a greedy judge answers the same text the same way)."""
+    from analysis.arena import judge as judge_mod
+    from analysis.arena import run_arena
+    from cxr.config import load_config
+    from cxr.config.schema import ArenaConfig
+
+    def cfg(out):
+        listed = ",".join(f'"{f}"' for f in folders)
+        return load_config(
+            ArenaConfig,
+            overrides=[
+                f"scores=[{listed}]",
+                f"out={out}",
+                f"judge.model.path={tiny_model}",
+                "judge.backend=hf",
+                "judge.batch_size=4",
+                "judge.sampling.max_new_tokens=8",
+                "judge.image.max_pixels=12544",
+                "chunk=4",
+                "bootstrap=0",
+            ],
+        )
+
+    real = judge_mod.make_backend
+    asked: list[int] = []
+
+    def counting(crash_at: int | None):
+        def make(gen_cfg):
+            backend = real(gen_cfg)
+            generate = backend.generate
+
+            def gen(reqs):
+                if crash_at is not None and len(asked) == crash_at:
+                    raise Crash
+                asked.append(len(reqs))
+                return generate(reqs)
+
+            backend.generate = gen
+            return backend
+
+        return make
+
+    out = tmp_path / "arena"
+    monkeypatch.setattr(judge_mod, "make_backend", counting(crash_at=2))
+    with pytest.raises(Crash):
+        run_arena(cfg(out), log=lambda s: None)
+    assert asked == [4, 4] and not (out / "judgments.parquet").exists()
+    logs: list[str] = []
+    monkeypatch.setattr(judge_mod, "make_backend", counting(crash_at=None))
+    run_arena(cfg(out), log=logs.append)
+    assert asked == [4, 4, 4, 4, 2]  # 18 calls: the two finished chunks were not asked again
+    assert any("8/18 judgments kept from an earlier run" in s for s in logs)
+    resumed = pd.read_parquet(out / "judgments.parquet")
+    run_arena(cfg(tmp_path / "fresh"), log=lambda s: None)
+    pd.testing.assert_frame_equal(resumed, pd.read_parquet(tmp_path / "fresh" / "judgments.parquet"))
+    assert json.loads((out / "meta.json").read_text())["status"] == "ok"
