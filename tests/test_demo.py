@@ -10,6 +10,9 @@ import subprocess
 import pandas as pd
 import pytest
 
+from tests.analysis.test_notebooks import pngs
+from tests.analysis.test_notebooks import run as run_notebook
+
 STAGES = ["preprocess", "build_data", "sft", "coldstart", "grpo", "score", "eval"]
 
 
@@ -40,6 +43,9 @@ def test_demo_runs_the_whole_pipeline_and_a_rerun_redoes_nothing(cxr_bin, tmp_pa
         rel = f.relative_to(out).parts
         if f.is_file() and rel[0] != "archive" and "private" not in rel and f.stat().st_size < 50_000_000:
             assert b"CANARY-PHI" not in f.read_bytes(), f
+    # the review notebook on what the demo wrote (the other notebooks need a sweep / an arena: their tests)
+    plots = run_notebook("review_scores.ipynb", tmp_path, CXR_SCORES=out / "scores", CXR_NB_IMAGES=3)
+    assert pngs(plots / "review_scores") == {"scores_overview.png", "review_images.png"}
     again = subprocess.run(
         [cxr_bin, "demo", str(out)], capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path
     )

@@ -77,3 +77,13 @@ def test_installed_versions_follow_the_lock():
         except metadata.PackageNotFoundError:
             continue
         raise AssertionError(f"{gone} is installed; tools/setup_cpu_env.sh removes it")
+
+
+def test_tests_is_this_repositorys_folder():
+    """No installed distribution may shadow tests/ (radgraph's sdist ships a top-level `tests`;
+    tools/setup_cpu_env.sh removes it)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("tests")
+    assert spec is not None and spec.submodule_search_locations is not None
+    assert [str(Path(p).resolve()) for p in spec.submodule_search_locations] == [str(Path(REPO) / "tests")]

@@ -33,6 +33,23 @@ export PIP_CONSTRAINT=$PWD/$LOCK DS_BUILD_OPS=0
 "${pip[@]}" uninstall -q -y torchaudio torchcodec 2>/dev/null || true
 site=$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 cp tools/cpu_env/cxr_torchvision_cpu_shim.py tools/cpu_env/cxr_torchvision_cpu_shim.pth "$site/"
+# radgraph 0.1.18's sdist packages its own test scripts as a top-level `tests` package
+# (find_packages()); installed, it shadows this repository's tests/ (`from tests.conftest import …`
+# fails). Remove it, but only if every file in it is radgraph's (its RECORD says so).
+"$VENV/bin/python" - "$site" <<'PY'
+import csv, pathlib, shutil, sys
+site = pathlib.Path(sys.argv[1])
+stray = site / "tests"
+records = list(site.glob("radgraph-*.dist-info/RECORD"))
+if stray.is_dir() and records:
+    owned = {row[0] for row in csv.reader(records[0].read_text().splitlines()) if row}
+    files = {str(p.relative_to(site)) for p in stray.rglob("*") if p.is_file() and "__pycache__" not in p.parts}
+    if files <= owned:
+        shutil.rmtree(stray)
+        print("setup: removed the `tests` package radgraph installs (it would shadow tests/)")
+    else:
+        sys.exit(f"setup: {stray} holds files not from radgraph ({sorted(files - owned)[:3]}); remove it by hand")
+PY
 # Check the result the way the code will use it, in a fresh interpreter.
 "$VENV/bin/python" - <<'PY'
 import torch, torchvision, transformers, vllm, trl, deepspeed  # noqa: F401

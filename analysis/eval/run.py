@@ -5,7 +5,7 @@
     OUT/config.yaml, OUT/meta.json         what produced it (RunRecord)
 
 Metrics by the record task they apply to: report → BLEU-1..4, ROUGE-L, CIDEr, METEOR, CheXpert-rule
-F1, CheXbert F1 (staged weights); findings → finding-list F1; vqa_* → accuracy; any task with
+F1, CheXbert F1 and RadGraph F1 (staged weights); findings → finding-list F1; vqa_* → accuracy; any task with
 reference boxes → grounding; every scored task, references or not → format_ok rate and boxes per answer.
 """
 
@@ -40,15 +40,12 @@ def learned_metrics(cfg: EvalConfig) -> dict[str, str]:
         _labeler(cfg.chexbert_dir)  # loads once (cached): a folder that does not load fails here
     else:
         skipped["chexbert_f1"] = "chexbert_dir not set: needs locally staged weights (never downloaded)"
-    if not cfg.radgraph_dir:
-        skipped["radgraph_f1"] = "radgraph_dir not set: needs locally staged weights (never downloaded)"
-    elif not Path(cfg.radgraph_dir).is_dir():
-        raise UserError(f"radgraph_dir={cfg.radgraph_dir} is not a folder")
+    if cfg.radgraph_dir:
+        from analysis.eval.radgraph import check_folder
+
+        check_folder(cfg.radgraph_dir)
     else:
-        raise UserError(
-            f"radgraph_dir={cfg.radgraph_dir}: radgraph_f1 from staged weights is not supported yet; "
-            "leave radgraph_dir empty"
-        )
+        skipped["radgraph_f1"] = "radgraph_dir not set: needs locally staged weights (never downloaded)"
     return skipped
 
 
@@ -71,6 +68,10 @@ def task_stats(task: str, cases: pd.DataFrame, cfg: EvalConfig, closers: list) -
         stats += text.stats() + chexpert_rule_stats(preds, refs)
         if cfg.chexbert_dir:
             stats += chexbert_stats(preds, refs, _labeler(cfg.chexbert_dir))
+        if cfg.radgraph_dir:
+            from analysis.eval.radgraph import radgraph_stats
+
+            stats += radgraph_stats(preds, refs, cfg.radgraph_dir)
         skipped.update({f"{k}/{task}": v for k, v in text.skipped.items()})
         skipped["tokenizer"] = text.tokenizer
     elif task == "findings":

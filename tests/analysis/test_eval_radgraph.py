@@ -196,3 +196,22 @@ def test_real_weights_give_the_packages_published_numbers():
     }
     for j, level in enumerate(LEVELS):
         np.testing.assert_allclose(values[:, j], published[level], atol=1e-9)
+
+
+def test_cxr_eval_reports_radgraph_f1_when_weights_are_staged(staged, tmp_path, no_network):
+    import pandas as pd
+
+    from analysis.eval import evaluate
+    from tests.analysis.test_eval_run import cfg_for, make_inputs
+
+    scores, data, _ = make_inputs(tmp_path)
+    out = evaluate(cfg_for(scores, data, tmp_path / "out", f"radgraph_dir={staged}"), log=lambda s: None)
+    table = pd.read_parquet(out / "metrics.parquet")
+    rows = table[(table.task == "report") & (table.slice == "all")].set_index("metric")
+    for name in metric_names("radgraph"):
+        assert 0.0 <= rows.loc[name, "value"] <= 1.0 and rows.loc[name, "n"] == 6
+    summary = json.loads((out / "summary.json").read_text())
+    assert "radgraph_f1" not in summary["skipped"] and "radgraph_f1" in summary["headline"]["report"]
+    with pytest.raises(UserError, match="no radgraph/ folder"):
+        evaluate(cfg_for(scores, data, tmp_path / "o2", f"radgraph_dir={tmp_path}"), log=lambda s: None)
+    assert not (tmp_path / "o2").exists()

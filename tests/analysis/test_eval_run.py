@@ -215,7 +215,7 @@ def test_bad_input_is_a_one_line_user_error(tmp_path, cxr_bin):
         evaluate(cfg_for(scores, tmp_path / "bad.parquet", tmp_path / "o"), log=lambda s: None)
     staged = tmp_path / "radgraph"
     staged.mkdir()
-    with pytest.raises(UserError, match="radgraph_dir=.*not supported yet"):
+    with pytest.raises(UserError, match="radgraph_dir=.*no radgraph/ folder"):
         evaluate(cfg_for(scores, data, tmp_path / "o", f"radgraph_dir={staged}"), log=lambda s: None)
     other = pd.read_parquet(data).assign(record_id=lambda d: "other-" + d["record_id"], image_id="zzz")
     other.to_parquet(tmp_path / "other.parquet")
