@@ -13,10 +13,10 @@ import torch
 
 from analysis.eval import evaluate
 from analysis.eval.bootstrap import estimate, generator
-from analysis.eval.chexbert import CheXbert, check_folder
+from analysis.eval.chexbert import CONDITIONS, CheXbert, check_folder
 from analysis.eval.labels import chexbert_stats
 from cxr.errors import UserError
-from cxr.metrics.chexpert_rules import NEGATIVE, POSITIVE, UNCERTAIN
+from cxr.metrics.chexpert_rules import FINDINGS, NEGATIVE, POSITIVE, UNCERTAIN
 from tests.analysis.chexbert_fixture import NEG, POS, SENTENCES, UNC, build_chexbert
 from tests.analysis.test_eval_run import cfg_for, make_inputs
 
@@ -29,6 +29,7 @@ def staged(tmp_path_factory):
 
 
 def test_labels_are_the_checkpoints_classes_mapped_as_the_authors_map_them(staged):
+    assert sorted(CONDITIONS) == sorted(FINDINGS) and CONDITIONS[-1] == "No Finding"  # same 14, head order
     labeler = CheXbert(staged)
     got = labeler.label(list(SENTENCES))
     assert got == [{c: OURS[k] for c, k in want.items()} for want in SENTENCES.values()]
