@@ -11,6 +11,8 @@ import pytest
 
 from analysis.arena.run import case_counts, combine, tables
 from tests.analysis.conftest import write_scores
+from tests.analysis.test_notebooks import pngs
+from tests.analysis.test_notebooks import run as run_notebook
 
 JUDGE = ["--backend", "hf", "judge.sampling.max_new_tokens=8", "judge.image.max_pixels=12544", "bootstrap=50"]
 
@@ -61,6 +63,9 @@ def test_cxr_arena_end_to_end_with_the_tiny_judge(cxr_bin, tiny_model, folders, 
     for name in ("judgments", "ratings", "winrate", "outcomes"):
         assert (out / f"{name}.csv").is_file()
     assert (out / "config.yaml").is_file() and json.loads((out / "meta.json").read_text())["status"] == "ok"
+    # the arena notebook on this real arena (its own test uses a folder with known ratings)
+    plots = run_notebook("arena.ipynb", tmp_path, CXR_ARENA=out)
+    assert pngs(plots / "arena") == {"ratings.png", "winrate.png"}
 
 
 def test_outcome_tables_from_known_judgments():
