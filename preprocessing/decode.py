@@ -138,8 +138,8 @@ def _resample(arr: np.ndarray, target: tuple[int, int] | None) -> np.ndarray:
 
     Large shrinks go through exact 2×2 halvings first (OpenCV's vectorised INTER_AREA path, about
     2.5x faster per source pixel than one arbitrary-ratio INTER_AREA pass, which dominated the per-image
-    cost), then one INTER_AREA pass of less than 2x. A halving of an odd side drops its last row or
-    column: at most one source pixel per halving, under 0.5 px of the stored image.
+    cost), then one pass of less than 2x. A halving of an odd side drops its last row or column: at
+    most one source pixel per halving, under 0.5 px of the stored image.
     """
     import cv2
 
@@ -151,11 +151,13 @@ def _resample(arr: np.ndarray, target: tuple[int, int] | None) -> np.ndarray:
             hh, ww = arr.shape[0] // 2, arr.shape[1] // 2
             arr = cv2.resize(arr[: 2 * hh, : 2 * ww], (ww, hh), interpolation=cv2.INTER_AREA)
         if (arr.shape[1], arr.shape[0]) != (w, h):
-            shrink = w < arr.shape[1]
+            # the last shrink is under 2x: area averaging above 1.5x; below, bilinear (its 2-pixel kernel
+            # spans the step) is 5x cheaper than OpenCV's non-integer INTER_AREA and looks the same
+            ratio = arr.shape[1] / w
             arr = cv2.resize(
                 np.ascontiguousarray(arr),
                 (w, h),
-                interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR,
+                interpolation=cv2.INTER_AREA if ratio > 1.5 else cv2.INTER_LINEAR,
             )
     return np.asarray(arr).astype(np.float32, copy=False)
 
@@ -179,7 +181,8 @@ def _window(img: np.ndarray, ds: Dataset) -> np.ndarray:
 
 def check_plausible(img: np.ndarray) -> None:
     """Saturated, nearly binary or noise-like images are damage, not radiographs."""
-    sat = float(np.count_nonzero((img <= 0.001) | (img >= 0.999))) / img.size
+    half = img[::2]  # every other row: the statistics below do not need every pixel
+    sat = float(np.count_nonzero((half <= 0.001) | (half >= 0.999))) / half.size
     if sat > 0.5:
         raise Rejected(f"implausible image: {sat:.0%} of pixels saturated")
     grid = img[:: max(1, img.shape[0] // 256), :: max(1, img.shape[1] // 256)]
@@ -187,7 +190,7 @@ def check_plausible(img: np.ndarray) -> None:
     if np.count_nonzero(np.bincount(bins.ravel(), minlength=64)) < 8:
         raise Rejected("implausible image: fewer than 8 of 64 grey-level bins used")
     # neighbouring pixels of a radiograph are strongly correlated; decoded bit-rot is not
-    sub = img[:: max(1, img.shape[0] // 512), :: max(1, img.shape[1] // 512)].astype(np.float64)
+    sub = half[:: max(1, half.shape[0] // 256), :: max(1, half.shape[1] // 512)].astype(np.float64)
     a, b = sub[:, :-1] - sub[:, :-1].mean(), sub[:, 1:] - sub[:, 1:].mean()
     saa, sbb = float(np.vdot(a, a)), float(np.vdot(b, b))
     if saa > 0 and sbb > 0 and float(np.vdot(a, b)) / np.sqrt(saa * sbb) < 0.5:
