@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from analysis.eval.bootstrap import Stat
-from cxr.metrics.chexpert_rules import FINDINGS, FIVE, POSITIVE, UNCERTAIN, f1_from_counts, label_report
+from cxr.metrics.chexpert_rules import FINDINGS, FIVE, f1_from_counts, label_report, positive_findings
 
 
 def _counts(positives: list[tuple[set[str], set[str]]]) -> np.ndarray:
@@ -40,20 +40,17 @@ def _label_stats(family: str, counts: np.ndarray) -> list[Stat]:
     ]
 
 
-def _positive(labels: dict[str, int]) -> set[str]:
-    return {f for f, v in labels.items() if v in (POSITIVE, UNCERTAIN)}  # U-ones
-
-
 def chexpert_rule_stats(preds: list[str], refs: list[str]) -> list[Stat]:
     pairs = [
-        (_positive(label_report(p)), _positive(label_report(r))) for p, r in zip(preds, refs, strict=True)
+        (positive_findings(label_report(p)), positive_findings(label_report(r)))
+        for p, r in zip(preds, refs, strict=True)
     ]
     return _label_stats("chexpert_rule", _counts(pairs))
 
 
 def chexbert_stats(preds: list[str], refs: list[str], labeler) -> list[Stat]:
     """The same F1s from CheXbert's labels (``analysis.eval.chexbert``), counted the same way."""
-    pos = [_positive(d) for d in labeler.label(list(preds) + list(refs))]
+    pos = [positive_findings(d) for d in labeler.label(list(preds) + list(refs))]
     return _label_stats("chexbert", _counts(list(zip(pos[: len(preds)], pos[len(preds) :], strict=True))))
 
 

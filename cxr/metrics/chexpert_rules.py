@@ -200,14 +200,15 @@ def label_report(text: str) -> dict[str, int]:
     return {f: labels[f] for f in FINDINGS if f in labels}
 
 
-def _positives(text: str, uncertain_as: int) -> set[str]:
+def positive_findings(labels: dict[str, int], uncertain_as: int = POSITIVE) -> set[str]:
+    """The findings a label dict (this labeler's or CheXbert's) counts as present for F1."""
     if uncertain_as not in (POSITIVE, NEGATIVE):
         raise ValueError(f"uncertain_as must be POSITIVE (1) or NEGATIVE (0), got {uncertain_as!r}")
-    return {
-        f
-        for f, v in label_report(text).items()
-        if v == POSITIVE or (v == UNCERTAIN and uncertain_as == POSITIVE)
-    }
+    return {f for f, v in labels.items() if v == POSITIVE or (v == UNCERTAIN and uncertain_as == POSITIVE)}
+
+
+def _positives(text: str, uncertain_as: int) -> set[str]:
+    return positive_findings(label_report(text), uncertain_as)
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:
