@@ -27,11 +27,85 @@ class Rejected(Exception):
 
 @dataclass
 class Decoded:
-    image: np.ndarray  # float32, [0, 1], MONOCHROME2 sense
+    """A decoded radiograph at its resampled size, and its stored (quantised, checked) form.
+
+    The display image is ``clip(values * scale + offset, 0, 1)``, bright = dense, min-max normalised:
+    rescale, a linear window, the normalisation and MONOCHROME1 inversion compose into this one
+    multiply-add, so quantising applies the whole chain in a single pass (``quantize``).
+    """
+
+    values: np.ndarray  # resampled stored values: uint8/uint16, float32 after table LUTs or a sigmoid
+    scale: float
+    offset: float
     decode_path: str  # e.g. "native", "j2k-reduce-2"
     orig_w: int
     orig_h: int
     scale_factor: int = 1  # >1 when a reduced-resolution decode shrank the image before resizing
+    stored: np.ndarray | None = None  # quantize(dtype), what the shard keeps (before the letterbox)
+
+    @property
+    def image(self) -> np.ndarray:
+        """The display image, float32 in [0, 1] (for analyses and tests; shards use ``stored``)."""
+        v = self.values.astype(np.float64) * self.scale + self.offset
+        return np.clip(v, 0, 1).astype(np.float32)
+
+    def quantize(self, dtype: str) -> np.ndarray:
+        """round(image × max) as ``dtype`` (uint8 | uint16), in one saturating pass.
+
+        ``cv2.normalize`` (MINMAX) is a multiply-add with saturation, 6x faster than ``addWeighted``
+        here; it takes the range endpoints, not the factors, and orders them, so an inverted tone is
+        quantised upright and then flipped exactly (max - v).
+        """
+        import cv2
+
+        maxv = int(np.iinfo(dtype).max)
+        depth = {"uint8": cv2.CV_8U, "uint16": cv2.CV_16U}[str(np.dtype(dtype))]
+        scale, offset, flip = self.scale, self.offset, self.scale < 0
+        if flip:
+            scale, offset = -scale, 1.0 - offset
+        vmin, vmax = cv2.minMaxLoc(self.values)[:2]
+        if vmax > vmin:
+            lo, hi = (vmin * scale + offset) * maxv, (vmax * scale + offset) * maxv
+            out = cv2.normalize(self.values, None, lo, hi, cv2.NORM_MINMAX, depth)
+        else:  # one value throughout: normalize would map it to ``lo``, which is what it is anyway
+            v = round(min(max((vmin * scale + offset) * maxv, 0), maxv))
+            out = np.full(self.values.shape, v, np.dtype(dtype))
+        return cv2.bitwise_not(out) if flip else out
+
+
+def finish(
+    values: np.ndarray,
+    tone: tuple[float, float],
+    dtype: str,
+    decode_path: str,
+    orig_w: int,
+    orig_h: int,
+    scale_factor: int = 1,
+) -> Decoded:
+    """Quantise to ``dtype`` and run the plausibility checks on exactly what will be stored."""
+    dec = Decoded(values, tone[0], tone[1], decode_path, orig_w, orig_h, scale_factor)
+    dec.stored = dec.quantize(dtype)
+    check_plausible(dec.stored)
+    return dec
+
+
+def normalise(values: np.ndarray, scale: float = 1.0, offset: float = 0.0, clip: bool = False):
+    """The (scale, offset) that maps ``values`` through ``u = values*scale + offset`` (clipped to
+    [0, 1] first when ``clip``) and then min-max onto [0, 1].
+
+    Exact, not an approximation: clipping and the affine maps are monotone, so the extremes of the
+    clipped image are the clipped extremes of ``u``, and (clip(u) - lo) / (hi - lo) equals
+    clip((u - lo) / (hi - lo), 0, 1).
+    """
+    import cv2
+
+    vmin, vmax = cv2.minMaxLoc(values)[:2]
+    lo, hi = sorted((vmin * scale + offset, vmax * scale + offset))
+    if clip:
+        lo, hi = min(max(lo, 0.0), 1.0), min(max(hi, 0.0), 1.0)
+    if not hi - lo > 0:
+        raise Rejected("constant image")
+    return scale / (hi - lo), (offset - lo) / (hi - lo)
 
 
 def _reduced_j2k(ds: Dataset, reduce: int) -> np.ndarray:
@@ -66,10 +140,12 @@ def decode(
     j2k_reduce: int = 0,
     target: tuple[int, int] | None = None,
     pixels: np.ndarray | None = None,
+    dtype: str = "uint8",
 ) -> Decoded:
     """``ds`` read with pixels. ``j2k_reduce`` = n decodes J2K at 1/2**n size (one filter per run);
     ``target`` = (w, h) resamples to that size (the letterbox content) before the LUTs; ``pixels``:
-    the stored values when the caller already has them (``native_pixels``), else ``ds.pixel_array``."""
+    the stored values when the caller already has them (``native_pixels``), else ``ds.pixel_array``;
+    ``dtype``: what ``stored`` (and the checks) use."""
     if "PixelData" not in ds:
         raise Rejected("no pixel data (missing or dropped from a truncated file)")
     frames = int(ds.get("NumberOfFrames", 1) or 1)
@@ -108,33 +184,46 @@ def decode(
         and int(ds.get("PixelRepresentation", 0)) == 0
     ):
         raise Rejected(f"decoded values exceed the declared {bits} bits")
-    if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds:
-        # table lookups index stored values: apply them before any resampling
-        arr = apply_voi_lut(apply_modality_lut(arr, ds), ds, prefer_lut=True).astype(np.float32)
-        img = _resample(arr, target)
+    fn = str(ds.get("VOILUTFunction", "LINEAR")).upper()
+    window = _window_params(ds)
+    if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds or (window and fn == "SIGMOID"):
+        # table lookups index stored values, a sigmoid is not linear: apply them before resampling
+        if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds:
+            arr = apply_voi_lut(apply_modality_lut(arr, ds), ds, prefer_lut=True)
+        else:
+            c, w = window
+            u = _rescale(ds)
+            arr = 1.0 / (1.0 + np.exp(-4.0 * (arr * u[0] + u[1] - c) / max(w, 1e-6)))
+        values = _resample(np.asarray(arr, np.float32), target)
+        tone = normalise(values)
     else:
         # Rescale and window are per-pixel and linear where they do not clip, so they commute with
-        # the (area-averaging) downscale except at clipped edges: downscale first, then 25x fewer pixels.
-        img = _resample(arr, target)
-        slope, intercept = float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
-        if (slope, intercept) != (1.0, 0.0):
-            img = img * np.float32(slope) + np.float32(intercept)
-        img = _window(img, ds)
-    lo, hi = float(img.min()), float(img.max())
-    if hi - lo <= 0:
-        raise Rejected("constant image")
-    img = (img - lo) / (hi - lo)
+        # the (area-averaging) downscale except at clipped edges: downscale the stored values first,
+        # then fold rescale, window, normalisation and inversion into one multiply-add.
+        values = _resample(arr, target)
+        slope, intercept = _rescale(ds)
+        if window is None:
+            tone = normalise(values, slope, intercept)
+        else:
+            c, w = window
+            if fn == "LINEAR_EXACT":  # PS3.3 C.11.2.1.3.2
+                k, m = 1.0 / max(w, 1e-6), 0.5 - c / max(w, 1e-6)
+            else:  # LINEAR, C.11.2.1.2.1
+                w = max(w, 1.0)
+                k = 1.0 / max(w - 1, 1e-6)
+                m = 0.5 - (c - 0.5) * k
+            tone = normalise(values, slope * k, intercept * k + m, clip=True)
     inverse = str(ds.get("PresentationLUTShape", "")).upper() == "INVERSE"
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1" or inverse:
         # MONOCHROME1 is displayed inverted; an INVERSE Presentation LUT Shape on MONOCHROME1
         # restates the same inversion, so it is applied once.
-        img = 1.0 - img
-    check_plausible(img)
-    return Decoded(img.astype(np.float32, copy=False), path, cols, rows, factor)
+        tone = (-tone[0], 1.0 - tone[1])
+    return finish(values, tone, dtype, path, cols, rows, factor)
 
 
 def _resample(arr: np.ndarray, target: tuple[int, int] | None) -> np.ndarray:
-    """To ``target`` (w, h), antialiased when shrinking (area averaging); float32 out.
+    """To ``target`` (w, h), antialiased when shrinking (area averaging); uint8, uint16 and float32
+    keep their type (a resampled integer image is rounded to integers, as OpenCV does).
 
     Large shrinks go through exact 2×2 halvings first (OpenCV's vectorised INTER_AREA path, about
     2.5x faster per source pixel than one arbitrary-ratio INTER_AREA pass, which dominated the per-image
@@ -159,39 +248,44 @@ def _resample(arr: np.ndarray, target: tuple[int, int] | None) -> np.ndarray:
                 (w, h),
                 interpolation=cv2.INTER_AREA if ratio > 1.5 else cv2.INTER_LINEAR,
             )
-    return np.asarray(arr).astype(np.float32, copy=False)
+    return np.asarray(arr)
 
 
-def _window(img: np.ndarray, ds: Dataset) -> np.ndarray:
-    """The first VOI window (PS3.3 C.11.2.1.2: LINEAR, LINEAR_EXACT, SIGMOID) into [0, 1]; none → as is."""
+def _rescale(ds: Dataset) -> tuple[float, float]:
+    """Modality LUT as (slope, intercept)."""
+    return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)
+
+
+def _window_params(ds: Dataset) -> tuple[float, float] | None:
+    """The first VOI window (center, width), or None. The function (PS3.3 C.11.2.1.2: LINEAR,
+    LINEAR_EXACT, SIGMOID) is applied by ``decode``."""
     if "WindowCenter" not in ds or "WindowWidth" not in ds:
-        return img
+        return None
     c, w = ds.WindowCenter, ds.WindowWidth
     c = float(c[0] if isinstance(c, pydicom.multival.MultiValue) else c)
     w = float(w[0] if isinstance(w, pydicom.multival.MultiValue) else w)
-    fn = str(ds.get("VOILUTFunction", "LINEAR")).upper()
-    if fn == "SIGMOID":
-        return (1.0 / (1.0 + np.exp(-4.0 * (img - c) / max(w, 1e-6)))).astype(np.float32)
-    if fn == "LINEAR_EXACT":
-        return np.clip((img - c) / max(w, 1e-6) + 0.5, 0, 1)
-    if w < 1:
-        w = 1.0
-    return np.clip((img - (c - 0.5)) / max(w - 1, 1e-6) + 0.5, 0, 1)
+    return c, w
 
 
 def check_plausible(img: np.ndarray) -> None:
-    """Saturated, nearly binary or noise-like images are damage, not radiographs."""
+    """Saturated, nearly binary or noise-like images are damage, not radiographs. ``img``: the
+    quantised image (uint8 or uint16) that would be stored."""
+    import cv2
+
+    maxv = int(np.iinfo(img.dtype).max)
+    edge = int(0.001 * maxv)  # within 0.1 % of black or white
     half = img[::2]  # every other row: the statistics below do not need every pixel
-    sat = float(np.count_nonzero((half <= 0.001) | (half >= 0.999))) / half.size
+    sat = (np.count_nonzero(half <= edge) + np.count_nonzero(half >= maxv - edge)) / half.size
     if sat > 0.5:
         raise Rejected(f"implausible image: {sat:.0%} of pixels saturated")
     grid = img[:: max(1, img.shape[0] // 256), :: max(1, img.shape[1] // 256)]
-    bins = np.clip((grid * 64).astype(np.int32), 0, 63)  # np.histogram's 64 bins on [0, 1]
-    if np.count_nonzero(np.bincount(bins.ravel(), minlength=64)) < 8:
+    bins = cv2.calcHist([np.ascontiguousarray(grid)], [0], None, [64], [0, maxv + 1])  # 64 grey bins
+    if np.count_nonzero(bins) < 8:
         raise Rejected("implausible image: fewer than 8 of 64 grey-level bins used")
     # neighbouring pixels of a radiograph are strongly correlated; decoded bit-rot is not
-    sub = half[:: max(1, half.shape[0] // 256), :: max(1, half.shape[1] // 512)].astype(np.float64)
-    a, b = sub[:, :-1] - sub[:, :-1].mean(), sub[:, 1:] - sub[:, 1:].mean()
+    sub = img[:: max(1, img.shape[0] // 128)].astype(np.float32)
+    a, b = sub[:, :-1], sub[:, 1:]
+    a, b = a - a.mean(), b - b.mean()
     saa, sbb = float(np.vdot(a, a)), float(np.vdot(b, b))
     if saa > 0 and sbb > 0 and float(np.vdot(a, b)) / np.sqrt(saa * sbb) < 0.5:
         raise Rejected("implausible image: neighbouring pixels are uncorrelated (noise or corrupt data)")
@@ -200,42 +294,63 @@ def check_plausible(img: np.ndarray) -> None:
 _NATIVE_LE = {"1.2.840.10008.1.2", "1.2.840.10008.1.2.1"}  # implicit / explicit VR little endian
 
 
-def native_pixels(path) -> tuple[Dataset, np.ndarray] | None:
-    """Header plus a read-only memory map of the stored values, for uncompressed little-endian
-    single-frame unsigned greyscale files; None for anything else (the caller reads the whole file).
+class ReadBuffer:
+    """One reusable byte buffer for a worker's pixel reads (``native_pixels(..., buffer=)``).
+
+    A fresh 5-10 MB array per image costs page faults and kernel zero-fill before the first byte is
+    read, and a memory map costs its page-table set-up on every pass; reading into memory that is
+    already mapped (and, for the next step, still in cache) is the cheapest way in (benchmarks/preprocess.py).
+    """
+
+    def __init__(self) -> None:
+        self._buf = np.empty(0, np.uint8)
+
+    def take(self, nbytes: int) -> np.ndarray:
+        if self._buf.size < nbytes:
+            self._buf = np.empty(nbytes, np.uint8)
+        return self._buf[:nbytes]
+
+
+def native_pixels(path, buffer: ReadBuffer | None = None) -> tuple[Dataset, np.ndarray] | None:
+    """Header plus the stored values, for uncompressed little-endian single-frame unsigned greyscale
+    files; None for anything else (the caller reads the whole file).
 
     Why: ``pydicom.dcmread(f).pixel_array`` copies every pixel twice (file → bytes → array) before the
-    resize reads them once more; mapping the file lets the resize be the only pass. Values are what
-    pydicom returns: unused high bits above BitsStored are masked the same way.
+    resize reads them once more; here the header is parsed without the pixels and the pixels are read
+    once, straight into ``buffer`` when one is given (the array is then a view of it, valid until the
+    buffer's next use). Values are what pydicom returns: unused high bits above BitsStored are masked.
     """
     try:
-        ds = pydicom.dcmread(path, defer_size=1 << 16)
-        elem = ds.get_item("PixelData", keep_deferred=True)
-        ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
-        rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
-        alloc, bits = int(ds.get("BitsAllocated", 0)), int(ds.get("BitsStored", 0))
-        simple = (
-            elem is not None
-            and ts in _NATIVE_LE
-            and alloc in (8, 16)
-            and 1 <= bits <= alloc
-            and int(ds.get("PixelRepresentation", 0)) == 0
-            and int(ds.get("SamplesPerPixel", 1)) == 1
-            and int(ds.get("NumberOfFrames", 1) or 1) == 1
-            and rows >= 64
-            and cols >= 64
-            and getattr(elem, "value_tell", None) is not None
-            and elem.length >= rows * cols * alloc // 8
-        )
-        if not simple or os.path.getsize(path) < elem.value_tell + rows * cols * alloc // 8:
-            return None
-        arr = np.memmap(
-            path, dtype="<u2" if alloc == 16 else "u1", mode="r", offset=elem.value_tell, shape=(rows, cols)
-        )
+        with open(path, "rb") as fh:
+            ds = pydicom.dcmread(fh, defer_size=1 << 16)
+            elem = ds.get_item("PixelData", keep_deferred=True)
+            ts = str(ds.file_meta.get("TransferSyntaxUID", ""))
+            rows, cols = int(ds.get("Rows", 0)), int(ds.get("Columns", 0))
+            alloc, bits = int(ds.get("BitsAllocated", 0)), int(ds.get("BitsStored", 0))
+            nbytes = rows * cols * alloc // 8
+            simple = (
+                elem is not None
+                and ts in _NATIVE_LE
+                and alloc in (8, 16)
+                and 1 <= bits <= alloc
+                and int(ds.get("PixelRepresentation", 0)) == 0
+                and int(ds.get("SamplesPerPixel", 1)) == 1
+                and int(ds.get("NumberOfFrames", 1) or 1) == 1
+                and rows >= 64
+                and cols >= 64
+                and getattr(elem, "value_tell", None) is not None
+                and elem.length >= nbytes
+            )
+            if not simple:
+                return None
+            raw = buffer.take(nbytes) if buffer is not None else np.empty(nbytes, np.uint8)
+            if os.preadv(fh.fileno(), [raw], elem.value_tell) != nbytes:
+                return None  # truncated: the full read names the problem
     except Exception:  # anything unusual: the full read decides, with its own reasons
         return None
+    arr = raw.view("<u2" if alloc == 16 else np.uint8).reshape(rows, cols)
     if bits < alloc and int(arr.max()) >= (1 << bits):
-        arr = arr & np.array((1 << bits) - 1, dtype=arr.dtype)
+        np.bitwise_and(arr, np.array((1 << bits) - 1, dtype=arr.dtype), out=arr)
     return ds, arr
 
 

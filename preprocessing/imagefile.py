@@ -1,4 +1,4 @@
-"""Image files (PNG 8/16-bit, JPEG) → the same ``Decoded`` float image as a DICOM decode.
+"""Image files (PNG 8/16-bit, JPEG) → the same ``Decoded`` as a DICOM decode.
 
 Public datasets ship pixels already rendered for display (MIMIC-CXR-JPG, CheXpert: 8-bit JPEG;
 PadChest: 16-bit PNG with the full detector range), so there are no LUTs to apply: the image is
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from preprocessing.decode import Decoded, Rejected, _resample, check_plausible
+from preprocessing.decode import Decoded, Rejected, _resample, finish, normalise
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg"}
 
@@ -28,7 +28,7 @@ def image_size(path: str | Path) -> tuple[int, int]:
         return im.size
 
 
-def decode_image(path: str | Path, *, target: tuple[int, int] | None = None) -> Decoded:
+def decode_image(path: str | Path, *, target: tuple[int, int] | None = None, dtype: str = "uint8") -> Decoded:
     from PIL import Image
 
     try:
@@ -47,13 +47,8 @@ def decode_image(path: str | Path, *, target: tuple[int, int] | None = None) -> 
     if arr.ndim != 2 or min(arr.shape) < 64:
         raise Rejected(f"decoded shape {arr.shape} is not a greyscale radiograph of at least 64 px")
     h, w = arr.shape
-    img = _resample(arr.astype(np.float32) if arr.dtype not in (np.uint8, np.uint16) else arr, target)
-    lo, hi = float(img.min()), float(img.max())
-    if hi - lo <= 0:
-        raise Rejected("constant image")
-    img = (img - lo) / (hi - lo)
-    check_plausible(img)
+    values = _resample(arr, target)
     path_kind = (
         "png16" if arr.dtype != np.uint8 else Path(path).suffix.lower().lstrip(".").replace("jpeg", "jpg")
     )
-    return Decoded(img.astype(np.float32, copy=False), path_kind, w, h)
+    return finish(values, normalise(values), dtype, path_kind, w, h)

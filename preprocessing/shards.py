@@ -14,11 +14,10 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from cxr.format.boxes import letterbox_record
-from preprocessing.decode import Rejected, decode, native_pixels, read
+from preprocessing.decode import Decoded, ReadBuffer, Rejected, decode, native_pixels, read
 from preprocessing.imagefile import decode_image, image_size, is_image_file
 
 
@@ -30,32 +29,34 @@ def is_done(shards: Path, shard: int) -> bool:
     return (shards / f"{shard_name(shard)}.h5").is_file()
 
 
-def to_stored(img: np.ndarray, size: int, orig_w: int, orig_h: int, dtype: str):
-    """Letterbox an image (float [0,1]) into size×size; returns (array, ResizeRecord)."""
+def to_stored(dec: Decoded, size: int):
+    """Letterbox a decoded image's stored form into size×size; returns (array, ResizeRecord)."""
     import cv2
 
-    rec = letterbox_record(orig_w, orig_h, size)
-    small = img
-    if img.shape != (rec.content_h, rec.content_w):  # decode(target=…) usually resized already
-        small = cv2.resize(img, (rec.content_w, rec.content_h), interpolation=cv2.INTER_AREA)  # antialiased
-    out = np.zeros((size, size), np.float32)
-    out[rec.pad_top : rec.pad_top + rec.content_h, rec.pad_left : rec.pad_left + rec.content_w] = np.clip(
-        small, 0, 1
+    rec = letterbox_record(dec.orig_w, dec.orig_h, size)
+    small = dec.stored
+    if small.shape != (rec.content_h, rec.content_w):  # decode(target=…) usually resized already
+        small = cv2.resize(small, (rec.content_w, rec.content_h), interpolation=cv2.INTER_AREA)  # antialiased
+    out = cv2.copyMakeBorder(
+        small, rec.pad_top, rec.pad_bottom, rec.pad_left, rec.pad_right, cv2.BORDER_CONSTANT, value=0
     )
-    maxv = 255 if dtype == "uint8" else 65535
-    return np.round(out * maxv).astype(dtype), rec
+    return out, rec
 
 
-def _decode_file(path: Path, size: int, j2k_reduce: int):
+def _decode_file(
+    path: Path, size: int, j2k_reduce: int, dtype: str, buffer: ReadBuffer | None = None
+) -> Decoded:
     """A DICOM file, or an image file (PNG/JPEG) from a public dataset, decoded straight to the letterbox content."""
     if is_image_file(path):
         w, h = image_size(path)
         rec = letterbox_record(w, h, size)
-        return decode_image(path, target=(rec.content_w, rec.content_h))
-    native = native_pixels(path)
+        return decode_image(path, target=(rec.content_w, rec.content_h), dtype=dtype)
+    native = native_pixels(path, buffer)
     dcm, pixels = native if native is not None else (read(path), None)
     rec = letterbox_record(int(dcm.get("Columns", 0)) or 1, int(dcm.get("Rows", 0)) or 1, size)
-    return decode(dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h), pixels=pixels)
+    return decode(
+        dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h), pixels=pixels, dtype=dtype
+    )
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
@@ -87,6 +88,7 @@ def write_shard(
     tmp = shards / f".{name}.h5.tmp{os.getpid()}"
     index_rows, manifest_rows = [], []
     t0, n_ok = time.perf_counter(), 0
+    buffer = ReadBuffer()  # the pixels of one file at a time
     with h5py.File(tmp, "w", track_order=False) as h5:
         ds = h5.create_dataset(
             "images",
@@ -101,8 +103,8 @@ def write_shard(
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    dec = _decode_file(archive / row.rel, size, j2k_reduce)
-                arr, rec = to_stored(dec.image, size, dec.orig_w, dec.orig_h, dtype)
+                    dec = _decode_file(archive / row.rel, size, j2k_reduce, dtype, buffer)
+                arr, rec = to_stored(dec, size)
             except Exception as e:  # one bad file never stops a task; the reason carries no message text
                 reason = (
                     str(e)

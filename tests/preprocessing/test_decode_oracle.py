@@ -92,8 +92,8 @@ def test_real_chest_rg1_in_all_four_encodings():
     for name in ("UNCR", "UNCI", "J2KR", "J2KI"):
         path = get_testdata_file(f"RG1_{name}.dcm")
         assert path, "pydicom-data is not installed"
-        d = decode(read(path))
-        out[name], rec = to_stored(d.image, 512, d.orig_w, d.orig_h, "uint16")
+        d = decode(read(path), dtype="uint16")
+        out[name], rec = to_stored(d, 512)
         assert (rec.orig_w, rec.orig_h) == (1841, 1955)
     assert np.array_equal(out["UNCR"], out["J2KR"])  # lossless
     assert np.abs(out["UNCI"].astype(int) - out["J2KI"].astype(int)).mean() < 0.01 * 65535  # lossy, close
