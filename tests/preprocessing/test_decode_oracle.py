@@ -81,6 +81,9 @@ def test_monochrome1_and_2_give_the_same_image(archive, tmp_path):
     ds2.PresentationLUTShape = "IDENTITY" if mono == "MONOCHROME1" else "INVERSE"
     ds2.WindowCenter = maxv - float(ds.WindowCenter)  # the same window, on the inverted values
     assert np.allclose(decode(ds).image, decode(ds2).image, atol=1e-6)
+    for dtype in ("uint8", "uint16"):  # and what is stored: quantised upright, then flipped exactly
+        a, b = decode(ds, dtype=dtype).stored, decode(ds2, dtype=dtype).stored
+        assert np.abs(a.astype(int) - b.astype(int)).max() <= 1 and np.mean(a != b) < 0.01
 
 
 def test_real_chest_rg1_in_all_four_encodings():
@@ -157,3 +160,4 @@ def test_own_window_equals_pydicoms_voi_lut(archive, function):
     if ds.PhotometricInterpretation == "MONOCHROME1":
         ref = 1 - ref
     assert np.abs(decode(ds).image - ref).max() < 1e-3
+    assert np.abs(decode(ds).stored.astype(int) - np.round(ref * 255)).max() <= 1
