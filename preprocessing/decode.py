@@ -1,4 +1,4 @@
-"""DICOM pixels → a display-ready float image in [0, 1] (bright = dense), with checks.
+"""DICOM pixels → the stored image (uint8/uint16, bright = dense, letterbox content), with checks.
 
 Order as the standard defines it: stored values → Modality LUT (rescale) → VOI LUT or window →
 Presentation LUT Shape / MONOCHROME1 inversion. Each check raises ``Rejected`` with a reason a
