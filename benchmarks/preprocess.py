@@ -21,6 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import best_of, report  # noqa: E402
+from preprocess_worker import one_shard_config  # noqa: E402
 
 N_PLAIN = int(os.environ.get("BENCH_FILES", "24"))
 N_J2K = int(os.environ.get("BENCH_J2K_FILES", "6"))
@@ -65,8 +66,6 @@ def main() -> None:
     from PIL import Image
     from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-    from cxr.config import load_config
-    from cxr.config.schema import PreprocessConfig
     from cxr.data.shards import ShardDataset
     from jobs.preprocess import preprocess
     from preprocessing.decode import decode, read
@@ -97,15 +96,7 @@ def main() -> None:
 
     def prepared(name: str) -> tuple[dict, dict]:
         """Discovery and plan of one archive (the files table the pipeline runs on); the workers' args."""
-        cfg = load_config(
-            PreprocessConfig,
-            overrides=[
-                f"archive={tmp / name / 'dicom'}",
-                f"shards={tmp / f'{name}-shards'}",
-                "executor.kind=debug",
-                "studies_per_shard=1000",
-            ],
-        )
+        cfg = one_shard_config(tmp / name / "dicom", tmp / f"{name}-shards")
         preprocess(cfg, log=lambda s: None)
         files = sorted((tmp / name / "dicom").rglob("*.dcm"))
         for f in files:  # warm the page cache for every contender alike

@@ -51,20 +51,10 @@ def main() -> None:
             )
 
     elif kind == "e2e":  # cxr preprocess with the debug executor: discovery, plan, shards, tables
-        from cxr.config import load_config
-        from cxr.config.schema import PreprocessConfig
         from jobs.preprocess import preprocess
 
         def once() -> None:
-            cfg = load_config(
-                PreprocessConfig,
-                overrides=[
-                    f"archive={args['archive']}",
-                    f"shards={args['out']}/e2e-{time.monotonic_ns()}",
-                    "executor.kind=debug",
-                    "studies_per_shard=1000",
-                ],
-            )
+            cfg = one_shard_config(args["archive"], f"{args['out']}/e2e-{time.monotonic_ns()}")
             preprocess(cfg, log=lambda s: None)
 
     elif kind == "split":  # where the pipeline's time goes, per stage; prints JSON, ms per image
@@ -78,6 +68,17 @@ def main() -> None:
         once()
         best = min(best, time.perf_counter() - t)
     print(best)
+
+
+def one_shard_config(archive, shards):
+    """``cxr preprocess`` of the whole archive into one shard, in this process (debug executor)."""
+    from cxr.config import load_config
+    from cxr.config.schema import PreprocessConfig
+
+    return load_config(
+        PreprocessConfig,
+        overrides=[f"archive={archive}", f"shards={shards}", "executor.kind=debug", "studies_per_shard=1000"],
+    )
 
 
 def split(args: dict, reps: int) -> dict:
