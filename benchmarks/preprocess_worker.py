@@ -88,12 +88,11 @@ def split(args: dict, reps: int) -> dict:
     """
     import cv2
     import h5py
-    import hdf5plugin
     import pydicom
 
     from cxr.format.boxes import letterbox_record
     from preprocessing.decode import ReadBuffer, _resample, decode, native_pixels
-    from preprocessing.shards import to_stored
+    from preprocessing.shards import create_images, to_stored
 
     cv2.setNumThreads(1)
     files, buf = args["files"], ReadBuffer()
@@ -129,13 +128,8 @@ def split(args: dict, reps: int) -> dict:
         stored = [to_stored(d, 512)[0] for d in decs]
         clock("4 letterbox alone", t)
         t = time.perf_counter()
-        blosc = hdf5plugin.Blosc(
-            cname="zstd", clevel=args["compression_level"], shuffle=hdf5plugin.Blosc.BITSHUFFLE
-        )
         with h5py.File(Path(args["out"]) / f"split-{i}.h5", "w") as h5:
-            images = h5.create_dataset(
-                "images", shape=(len(stored), 512, 512), dtype="uint8", chunks=(1, 512, 512), **blosc
-            )
+            images = create_images(h5, len(stored), 512, "uint8", args["compression_level"])
             for j, a in enumerate(stored):
                 images[j] = a
         clock("5 HDF5 write with Blosc-zstd alone", t)

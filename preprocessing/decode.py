@@ -186,14 +186,14 @@ def decode(
         raise Rejected(f"decoded values exceed the declared {bits} bits")
     fn = str(ds.get("VOILUTFunction", "LINEAR")).upper()
     window = _window_params(ds)
-    if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds or (window and fn == "SIGMOID"):
+    tables = "ModalityLUTSequence" in ds or "VOILUTSequence" in ds
+    if tables or (window and fn == "SIGMOID"):
         # table lookups index stored values, a sigmoid is not linear: apply them before resampling
-        if "ModalityLUTSequence" in ds or "VOILUTSequence" in ds:
+        if tables:
             arr = apply_voi_lut(apply_modality_lut(arr, ds), ds, prefer_lut=True)
         else:
-            c, w = window
-            u = _rescale(ds)
-            arr = 1.0 / (1.0 + np.exp(-4.0 * (arr * u[0] + u[1] - c) / max(w, 1e-6)))
+            (c, w), (slope, intercept) = window, _rescale(ds)
+            arr = 1.0 / (1.0 + np.exp(-4.0 * (arr * slope + intercept - c) / max(w, 1e-6)))
         values = _resample(np.asarray(arr, np.float32), target)
         tone = normalise(values)
     else:

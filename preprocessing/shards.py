@@ -59,6 +59,21 @@ def _decode_file(
     )
 
 
+def create_images(h5, n: int, size: int, dtype: str, compression_level: int):
+    """The shard's ``images`` dataset: one image per chunk, Blosc-zstd over bitshuffled bytes."""
+    import hdf5plugin
+
+    return h5.create_dataset(
+        "images",
+        shape=(n, size, size),
+        maxshape=(None, size, size),
+        dtype=dtype,
+        chunks=(1, size, size),
+        track_times=False,
+        **hdf5plugin.Blosc(cname="zstd", clevel=compression_level, shuffle=hdf5plugin.Blosc.BITSHUFFLE),
+    )
+
+
 def _atomic_parquet(df: pd.DataFrame, path: Path) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     df.to_parquet(tmp, index=False)
@@ -79,7 +94,6 @@ def write_shard(
 ) -> dict:
     """``files``: this shard's candidates (file_id, rel, study_id, image_id and safe attributes)."""
     import h5py
-    import hdf5plugin
 
     name = shard_name(shard)
     for stale in shards.glob(f".{name}.h5.tmp*"):
@@ -90,15 +104,7 @@ def write_shard(
     t0, n_ok = time.perf_counter(), 0
     buffer = ReadBuffer()  # the pixels of one file at a time
     with h5py.File(tmp, "w", track_order=False) as h5:
-        ds = h5.create_dataset(
-            "images",
-            shape=(len(files), size, size),
-            maxshape=(None, size, size),
-            dtype=dtype,
-            chunks=(1, size, size),
-            track_times=False,
-            **hdf5plugin.Blosc(cname="zstd", clevel=compression_level, shuffle=hdf5plugin.Blosc.BITSHUFFLE),
-        )
+        ds = create_images(h5, len(files), size, dtype, compression_level)
         for row in files.itertuples(index=False):
             try:
                 with warnings.catch_warnings():
