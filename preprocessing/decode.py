@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -167,7 +168,8 @@ def decode(
         else:
             arr = ds.pixel_array
     except NotImplementedError:
-        raise Rejected(f"unsupported transfer syntax {ts}") from None
+        uid = ts if re.fullmatch(r"[0-9.]{1,64}", ts) else "(not a UID)"
+        raise Rejected(f"unsupported transfer syntax {uid}") from None
     except StopIteration:
         raise Rejected("pixel data cannot be decoded: bad basic offset table") from None
     except Exception as e:  # codec errors: the class name only, messages can quote paths

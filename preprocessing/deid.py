@@ -37,7 +37,9 @@ class Pseudonymizer:
         self._key, self.date_mode, self.max_shift_days = key, date_mode, max_shift_days
 
     def pseudonym(self, kind: str, value: str, length: int = 16) -> str:
-        mac = hmac.new(self._key, f"{kind}\x00{value}".encode(), hashlib.sha256).hexdigest()
+        # surrogateescape: a file name that is not UTF-8 still has a pseudonym (its own bytes)
+        msg = f"{kind}\x00{value}".encode("utf-8", "surrogateescape")
+        mac = hmac.new(self._key, msg, hashlib.sha256).hexdigest()
         return f"{kind[0]}{mac[:length]}"
 
     def date(self, value: str, patient_pseudonym: str) -> str | None:

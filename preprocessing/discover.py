@@ -38,23 +38,53 @@ def walk(archive: Path) -> list[str]:
     return out
 
 
+def printable(rel: str) -> str:
+    """``rel`` as storable text: a name that is not valid UTF-8 (os.walk keeps its bytes as
+    surrogates, which Parquet cannot hold) gets its odd bytes as ``\\xNN`` escapes."""
+    return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+# Values a manifest reason may quote: DICOM defined terms. Anything else in these header fields is
+# free text as far as a reason is concerned (an upper-case name fits the CS character set too).
+KNOWN_MODALITIES = set(
+    "CR DX CT MR US NM PT XA RF MG OT SC DR RG IO PX ES XC SR PR KO DOC SEG REG ECG OP OPT SM BMD BI "
+    "DG LS RTIMAGE RTDOSE RTSTRUCT RTPLAN".split()
+)
+KNOWN_PARTS = set(
+    "SKULL HEAD NECK CSPINE TSPINE LSPINE SPINE ABDOMEN PELVIS HIP KNEE ANKLE FOOT HAND WRIST ELBOW "
+    "SHOULDER ARM LEG EXTREMITY BREAST HEART WHOLEBODY CHESTABDOMEN ABDOMENPELVIS CLAVICLE RIB SACRUM "
+    "COCCYX FEMUR TIBIA HUMERUS FOREARM JAW TMJ SINUS ORBIT".split()
+)
+
+
+def quoted(value: str, known: set[str]) -> str:
+    """``value`` for a manifest reason when it is a known defined term, else a placeholder."""
+    return value if value in known else "(not a known term)"
+
+
 def classify(
     archive: Path, rel: str, p: Pseudonymizer, views: tuple[str, ...] = ("PA", "AP", "LAT", "UNKNOWN")
 ) -> Found:
     file_id = p.pseudonym("file", rel)
+    if printable(rel) != rel:
+        return Found(rel, file_id, "rejected", "file name is not valid UTF-8: rename it, then rerun")
     try:
         ds = read(archive / rel, stop_before_pixels=True)
     except Rejected as e:
         return Found(rel, file_id, "rejected", str(e))
-    modality = str(ds.get("Modality", "")).upper()
-    if modality not in RADIOGRAPH_MODALITIES:
-        return Found(rel, file_id, "skipped", f"modality {modality or 'missing'} is not a radiograph (CR/DX)")
-    part = str(ds.get("BodyPartExamined", "")).strip().upper()
-    if part not in CHEST_PARTS:
-        return Found(rel, file_id, "skipped", f"body part {part} is not the chest")
-    if not ds.get("StudyInstanceUID") or not ds.get("SOPInstanceUID"):
-        return Found(rel, file_id, "rejected", "missing StudyInstanceUID or SOPInstanceUID")
-    attrs = safe_attributes(ds, p)
+    try:
+        modality = str(ds.get("Modality", "")).upper()
+        if modality not in RADIOGRAPH_MODALITIES:
+            why = f"modality {quoted(modality, KNOWN_MODALITIES) if modality else 'missing'} is not a radiograph (CR/DX)"
+            return Found(rel, file_id, "skipped", why)
+        part = str(ds.get("BodyPartExamined", "")).strip().upper()
+        if part not in CHEST_PARTS:
+            return Found(rel, file_id, "skipped", f"body part {quoted(part, KNOWN_PARTS)} is not the chest")
+        if not ds.get("StudyInstanceUID") or not ds.get("SOPInstanceUID"):
+            return Found(rel, file_id, "rejected", "missing StudyInstanceUID or SOPInstanceUID")
+        attrs = safe_attributes(ds, p)
+    except Exception as e:  # a malformed value deep in the header: the class name only (no PHI)
+        return Found(rel, file_id, "rejected", f"DICOM header cannot be read ({type(e).__name__})")
     if attrs["view"] not in views:
         return Found(rel, file_id, "skipped", f"view {attrs['view']} is not among {', '.join(views)}")
     return Found(rel, file_id, "candidate", "", attrs)

@@ -4,8 +4,12 @@ then rerun, gives the same result as an uninterrupted run.
 
 Layout of SHARDS (DESIGN.md): ``shard-*.h5``, ``index.parquet``, ``manifest.parquet``, ``plan.parquet``,
 ``records.parquet`` (RIS findings/labels/boxes by accession pseudonym, when given),
-``parts/`` (per-shard tables), ``private/`` (mode 0700: source paths, job pickles and logs — the only
-place where anything from the archive's paths or the hospital's identifiers may be).
+``parts/`` (per-shard tables), ``private/`` (mode 0700: ``sources.parquet``, the source path of every
+file by its pseudonym; ``files.parquet``, the candidates; job pickles and logs — the only place where
+anything from the archive's paths or the hospital's identifiers may be).
+
+The plan's Parquet metadata records the settings its shards are written with; a rerun into the same
+SHARDS with other ones is refused, so one folder never mixes image sizes, filters or pseudonym keys.
 """
 
 from __future__ import annotations
@@ -21,8 +25,15 @@ from cxr.config.load import resolve_secret
 from cxr.config.schema import PreprocessConfig
 from cxr.errors import UserError
 from preprocessing.deid import Pseudonymizer
-from preprocessing.discover import classify, extend_plan, walk
-from preprocessing.shards import MANIFEST_COLUMNS, _atomic_parquet, is_done, shard_name, write_shard
+from preprocessing.discover import classify, extend_plan, printable, walk
+from preprocessing.shards import (
+    INDEX_COLUMNS,
+    MANIFEST_COLUMNS,
+    _atomic_parquet,
+    is_done,
+    shard_name,
+    write_shard,
+)
 
 
 def pseudonymizer(cfg: PreprocessConfig) -> Pseudonymizer:
@@ -65,10 +76,42 @@ def process_shards(shards: str, shard_ids: list[int], cfg: PreprocessConfig) -> 
     return out
 
 
+def plan_settings(cfg: PreprocessConfig, p: Pseudonymizer) -> dict:
+    """What must stay the same for every shard of one SHARDS folder (kept in plan.parquet's metadata).
+    ``key``: a pseudonym of a constant, so a changed key shows without the key being written."""
+    return {
+        "size": cfg.size,
+        "dtype": cfg.dtype,
+        "j2k_reduce": cfg.j2k_reduce,
+        "date_mode": cfg.date_mode,
+        "views": sorted(cfg.views),
+        "key": p.pseudonym("settings", "key check"),
+    }
+
+
+def check_settings(old: pd.DataFrame | None, now: dict, path: Path) -> None:
+    was = old.attrs.get("settings") if old is not None else None
+    if not was:  # a new folder, or a plan from before settings were recorded
+        return
+    diff = [k for k in now if k in was and was[k] != now[k]]
+    if diff:
+        said = "; ".join(
+            "a different de-identification key" if k == "key" else f"{k}={was[k]} (this run: {now[k]})"
+            for k in diff
+        )
+        raise UserError(
+            f"{path}: the shards here were written with {said}. Rerun with the same settings, "
+            "or preprocess into a new SHARDS folder: one folder never mixes them"
+        )
+
+
 def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -> pd.DataFrame:
-    """Scan headers, write private/files.parquet (candidates with their source paths) and the plan;
-    returns the manifest rows of files that never reach a shard."""
+    """Scan headers, write private/sources.parquet (every file's source path), private/files.parquet
+    (candidates) and the plan; returns the manifest rows of files that never reach a shard."""
     archive = Path(cfg.archive)
+    old = pd.read_parquet(shards / "plan.parquet") if (shards / "plan.parquet").is_file() else None
+    settings = plan_settings(cfg, p)
+    check_settings(old, settings, shards / "plan.parquet")  # before any work
     rels = walk(archive)
     t0, found = time.perf_counter(), []
     for i, rel in enumerate(rels, 1):
@@ -86,23 +129,56 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
         else:
             seen.add(f.attrs["image_id"])
             cands.append({"file_id": f.file_id, "rel": f.rel, **f.attrs})
-    files = pd.DataFrame(cands)
+    files = pd.DataFrame(cands, columns=["file_id", "rel", "study_id", "image_id"] if not cands else None)
     priv = private_dir(shards)
+    sources = pd.DataFrame(
+        {"file_id": [f.file_id for f in found], "path": [printable(f.rel) for f in found]},
+        columns=["file_id", "path"],
+    )
+    _atomic_parquet(sources, priv / "sources.parquet")  # how a person finds a rejected file
     _atomic_parquet(files, priv / "files.parquet")
-    old = pd.read_parquet(shards / "plan.parquet") if (shards / "plan.parquet").is_file() else None
-    plan = extend_plan(old, list(files["study_id"]) if len(files) else [], cfg.studies_per_shard)
+    plan = extend_plan(old, list(files["study_id"]), cfg.studies_per_shard)
+    plan.attrs = {"settings": settings}
     _atomic_parquet(plan, shards / "plan.parquet")
     return pd.DataFrame(early, columns=["file_id", "status", "reason"])
 
 
 def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """index.parquet and manifest.parquet from the shards' part tables and the discovery's rows.
+
+    A file added to a study whose shard was already written is listed as skipped: finished shards
+    are never rewritten (their content is what earlier analyses used)."""
     plan = pd.read_parquet(shards / "plan.parquet")
+    files = pd.read_parquet(shards / "private" / "files.parquet", columns=["file_id", "study_id"])
     idx, man = [], [early.assign(image_id=None, shard=-1, index=-1)[MANIFEST_COLUMNS]]
     for shard in sorted(set(plan["shard"])):
         parts = shards / "parts"
         idx.append(pd.read_parquet(parts / f"{shard_name(shard)}.index.parquet"))
         man.append(pd.read_parquet(parts / f"{shard_name(shard)}.manifest.parquet"))
-    index = pd.concat(idx, ignore_index=True).sort_values(["shard", "index"]).reset_index(drop=True)
+    listed = set().union(*(set(m["file_id"]) for m in man))
+    late = files[~files["file_id"].isin(listed)].merge(plan, on="study_id", how="left")
+    if len(late):
+        man.append(
+            pd.DataFrame(
+                {
+                    "file_id": late["file_id"],
+                    "status": "skipped",
+                    "reason": [
+                        f"added to its study after {shard_name(s)} was written (finished shards are "
+                        "never rewritten): preprocess into a new SHARDS folder to include it"
+                        for s in late["shard"]
+                    ],
+                    "image_id": None,
+                    "shard": -1,
+                    "index": -1,
+                }
+            )
+        )
+    index = (
+        pd.concat(idx, ignore_index=True).sort_values(["shard", "index"]).reset_index(drop=True)
+        if idx
+        else pd.DataFrame(columns=INDEX_COLUMNS)  # nothing in the archive was a usable radiograph
+    )
     manifest = pd.concat(man, ignore_index=True).sort_values("file_id").reset_index(drop=True)
     _atomic_parquet(index, shards / "index.parquet")
     _atomic_parquet(manifest, shards / "manifest.parquet")
