@@ -3,8 +3,9 @@ a RIS export with findings, labels and boxes, and a share of bad files. Determin
 
 Layout::
 
-    ARCHIVE/dicom/<PatientName>_<PatientID>/<StudyDate>_<Accession>/IMG<k>.dcm   (patient-named, like real exports)
-    ARCHIVE/ris/ris.csv          accession, patient id, findings text, labels, boxes (original-image pixels)
+    ARCHIVE/dicom/<PatientName>_<PatientID>/<StudyDate>_<Accession>/IMG<k>_<PatientID>.dcm   (PHI in names, as in real exports)
+    ARCHIVE/ris/ris.csv          accession, patient id, findings text, labels, boxes (in the pixels of the
+                                 image named by sop_instance_uid: the study's first, frontal one)
     ARCHIVE/truth.json           what was planted: canaries, bad files and why, per-file syntax (for tests)
 
 Pixels come from the real chest radiograph in pydicom-data (RG1, a CR PA) when it is installed,
@@ -318,7 +319,9 @@ def synth_archive(root: str | Path, spec: SynthSpec) -> dict:
                 accession=accession,
                 seed=spec.seed,
             )
-            path = folder / f"IMG{k:03d}.dcm"
+            if k == 0:  # the RIS's boxes are drawn on the study's first (frontal) image
+                box_image = (w, h, str(ds.SOPInstanceUID))
+            path = folder / f"IMG{k:03d}_{patient['id']}.dcm"  # PHI in file names too, as some exports do
             rel = str(path.relative_to(root / "dicom"))
             if i < n_bad_target and k == 0:
                 kind = BAD_KINDS[i % len(BAD_KINDS)]
@@ -338,6 +341,7 @@ def synth_archive(root: str | Path, spec: SynthSpec) -> dict:
             }
         labels = prng.sample(FINDINGS, prng.randint(0, 2))
         boxes = []
+        w, h, box_uid = box_image
         for name, _ in labels:
             if prng.random() < 0.6:
                 x1, y1 = prng.randint(0, w // 2), prng.randint(0, h // 2)
@@ -352,6 +356,7 @@ def synth_archive(root: str | Path, spec: SynthSpec) -> dict:
                 "findings": f"FINDINGS: {text}.",
                 "labels": "|".join(n for n, _ in labels),
                 "boxes": json.dumps(boxes),
+                "sop_instance_uid": box_uid,
             }
         )
     if shutil.which("dcmcjpeg") is None:

@@ -100,3 +100,19 @@ def test_shards_without_records_are_refused(tmp_path):
     cfg = load_config(BuildDataConfig, overrides=[f"shards={tmp_path / 's'}", f"out={tmp_path / 'o'}"])
     with pytest.raises(UserError, match="no records.parquet"):
         build_dataset(cfg)
+
+
+def test_boxes_go_only_to_the_image_they_were_drawn_on(built):
+    """The RIS names the image its boxes are in (a PA's boxes do not fit the lateral)."""
+    out_dir, _, recs, _ = built
+    on = pd.read_parquet(out_dir / "index.parquet").merge(
+        pd.read_parquet(out_dir / "records.parquet"), on="accession_id"
+    )
+    drawn = on[on["boxes"] != "[]"]
+    assert (drawn["box_image_id"] != "").all()
+    targets = set(drawn["box_image_id"])
+    with_boxes = set(recs.loc[recs["boxes"] != "[]", "image_id"])
+    assert with_boxes and with_boxes <= targets
+    others = set(drawn["image_id"]) - targets  # the other images of studies with boxes
+    assert others, "the test archive should have a two-image study with boxes"
+    assert not others & with_boxes

@@ -15,6 +15,7 @@ import h5py
 import hdf5plugin  # noqa: F401
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 
 from cxr.data.shards import ShardDataset
@@ -91,11 +92,28 @@ def test_dataset_under_a_dataloader_with_workers(shards):
 
 
 def _all_output_bytes(root: Path) -> list[tuple[Path, bytes]]:
-    return [
-        (p, p.read_bytes())
-        for p in root.rglob("*")
-        if p.is_file() and "private" not in p.relative_to(root).parts
-    ]
+    """Every byte of every file outside private/, and the decoded contents of its Parquet and HDF5
+    files too (a compressed column or attribute could hide a string from a byte search)."""
+    out = []
+    for p in root.rglob("*"):
+        if not p.is_file() or "private" in p.relative_to(root).parts:
+            continue
+        out.append((p, p.read_bytes()))
+        if p.suffix == ".parquet":
+            t = pq.read_table(p)
+            out.append((p, (t.to_pandas().to_csv() + str(t.schema.metadata)).encode()))
+        elif p.suffix == ".h5":
+            out.append((p, _h5_strings(p).encode()))
+    return out
+
+
+def _h5_strings(path: Path) -> str:
+    """Names and attributes of everything in an HDF5 file."""
+    seen: list[str] = []
+    with h5py.File(path, "r") as f:
+        seen += [f"{k}={v}" for k, v in f.attrs.items()]
+        f.visititems(lambda name, obj: seen.extend([name, *(f"{k}={v}" for k, v in obj.attrs.items())]))
+    return "\n".join(seen)
 
 
 def test_no_phi_outside_private_including_logs(archive, deid_key, tmp_path, cxr_bin):
@@ -120,9 +138,16 @@ def test_no_phi_outside_private_including_logs(archive, deid_key, tmp_path, cxr_
         (Path("stdout"), r.stdout.encode()),
         (Path("stderr"), r.stderr.encode()),
     ] + _all_output_bytes(out)
-    canaries = truth["canaries"] + ["CANARY", "DOE"]
+    # the real study dates (folder names start with them), raw and as ISO dates: the index holds
+    # shifted ones only
+    dates = {Path(rel).parts[1].split("_")[0] for rel in truth["files"]}
+    dates |= {f"{d[:4]}-{d[4:6]}-{d[6:]}" for d in dates}
+    canaries = truth["canaries"] + ["CANARY", "DOE"] + sorted(dates)
     hits = [(str(p), c) for p, data in haystacks for c in canaries if c.encode() in data]
     assert not hits, hits[:5]
+    key = os.environ["CXR_DEID_KEY"].encode()  # the site key: nowhere, private/ and logs included
+    assert not [p for p in out.rglob("*") if p.is_file() and key in p.read_bytes()]
+    assert key not in r.stdout.encode() + r.stderr.encode()
     assert (out / "private").stat().st_mode & 0o777 == 0o700
     assert any((out / "private").rglob("*")), "private/ holds the link back to sources"
     # a bad run's error message must not quote paths either
