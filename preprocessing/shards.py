@@ -17,7 +17,15 @@ from pathlib import Path
 import pandas as pd
 
 from cxr.format.boxes import letterbox_record
-from preprocessing.decode import Decoded, ReadBuffer, Rejected, decode, native_pixels, read
+from preprocessing.decode import (
+    Decoded,
+    ReadBuffer,
+    Rejected,
+    codec_failure,
+    decode,
+    native_pixels,
+    read,
+)
 from preprocessing.imagefile import decode_image, image_size, is_image_file
 
 
@@ -96,7 +104,7 @@ def write_shard(
     import h5py
 
     name = shard_name(shard)
-    for stale in shards.glob(f".{name}.h5.tmp*"):
+    for stale in [*shards.glob(f".{name}.h5.tmp*"), *shards.glob(f"parts/.{name}.*.tmp*")]:
         stale.unlink()  # a killed earlier attempt
     files = files.sort_values(["study_id", "image_id", "file_id"]).reset_index(drop=True)
     tmp = shards / f".{name}.h5.tmp{os.getpid()}"
@@ -111,7 +119,9 @@ def write_shard(
                     warnings.simplefilter("ignore")
                     dec = _decode_file(archive / row.rel, size, j2k_reduce, dtype, buffer)
                 arr, rec = to_stored(dec, size)
-            except Exception as e:  # one bad file never stops a task; the reason carries no message text
+            except BaseException as e:  # one bad file never stops a task; the reason carries no message text
+                if not codec_failure(e):
+                    raise
                 reason = (
                     str(e)
                     if isinstance(e, Rejected)

@@ -232,8 +232,8 @@ def _corrupt(kind: str, path: Path, ds: Dataset, rng: random.Random) -> None:
     elif kind == "no-pixels":
         del ds.PixelData
         ds.save_as(path, enforce_file_format=True)
-    elif kind == "bitrot":
-        _write(ds, path, "j2k-lossless")
+    elif kind == "bitrot":  # one 4 KB disk block of garbage inside an RLE codestream
+        _write(ds, path, "rle")
         data = bytearray(path.read_bytes())
         start = len(data) // 2
         for j in range(start, min(len(data) - 16, start + 4096)):
@@ -255,8 +255,10 @@ def _corrupt(kind: str, path: Path, ds: Dataset, rng: random.Random) -> None:
 
         frames = list(generate_frames(bad.PixelData, number_of_frames=1))
         raw = bytearray(encapsulate(frames, has_bot=True))
-        raw[8:12] = (0x7FFFFFF0).to_bytes(4, "little")  # the first frame's offset points past the end
-        raw[4:8] = (4).to_bytes(4, "little")
+        # the offset table item claims 6 bytes: not whole 32-bit offsets, and every fragment after it
+        # is misread (a single frame's offsets themselves are ignored by decoders, so damage them
+        # where they are still read: the item's length)
+        raw[4:8] = (6).to_bytes(4, "little")
         bad.PixelData = bytes(raw)
         bad.save_as(path, enforce_file_format=True)
     elif kind == "unsupported-syntax":

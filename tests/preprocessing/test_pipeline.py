@@ -25,15 +25,15 @@ from preprocessing.discover import walk
 
 from .conftest import preprocess_cfg
 
-EXPECTED_BAD = {  # kind → statuses it may end in (bit-rot and a wrong offset table can decode cleanly)
-    "truncated": {"rejected"},
-    "no-pixels": {"rejected"},
-    "not-dicom": {"rejected"},
-    "multiframe": {"rejected"},
-    "unsupported-syntax": {"rejected"},
-    "ct": {"skipped"},
-    "bitrot": {"rejected", "ok"},
-    "bad-offset-table": {"rejected", "ok"},
+EXPECTED_BAD = {  # kind → (status, what its reason says)
+    "truncated": ("rejected", "truncated file"),
+    "no-pixels": ("rejected", "no pixel data"),
+    "not-dicom": ("rejected", "not a DICOM file"),
+    "multiframe": ("rejected", "multi-frame image"),
+    "unsupported-syntax": ("rejected", "unsupported transfer syntax 1.2.840.113619.5.2"),
+    "ct": ("skipped", "modality CT is not a radiograph"),
+    "bitrot": ("rejected", "pixel data cannot be decoded"),  # a Rust codec's panic included
+    "bad-offset-table": ("rejected", "pixel data cannot be decoded"),
 }
 
 
@@ -53,7 +53,9 @@ def test_every_file_is_accounted_for(archive, shards):
     for rel, info in truth["files"].items():
         status = by_id.loc[ids[rel], "status"]
         if "bad" in info:
-            assert status in EXPECTED_BAD[info["bad"]], (info["bad"], status, by_id.loc[ids[rel], "reason"])
+            want, why = EXPECTED_BAD[info["bad"]]
+            reason = by_id.loc[ids[rel], "reason"]
+            assert status == want and why in reason, (info["bad"], status, reason)
         else:
             assert status == "ok", by_id.loc[ids[rel], "reason"]
     stored = pd.read_parquet(out / "manifest.parquet")
