@@ -89,13 +89,14 @@ def test_monochrome1_and_2_give_the_same_image(archive, tmp_path):
 def test_real_chest_rg1_in_all_four_encodings():
     from pydicom.data import get_testdata_file
 
-    from preprocessing.shards import to_stored
+    from preprocessing.decode import ReadBuffer
+    from preprocessing.shards import _decode_file, to_stored
 
-    out = {}
+    out, buffer = {}, ReadBuffer()
     for name in ("UNCR", "UNCI", "J2KR", "J2KI"):
         path = get_testdata_file(f"RG1_{name}.dcm")
         assert path, "pydicom-data is not installed"
-        d = decode(read(path), dtype="uint16")
+        d = _decode_file(Path(path), 512, 0, "uint16", buffer)  # what write_shard runs per file
         out[name], rec = to_stored(d, 512)
         assert (rec.orig_w, rec.orig_h) == (1841, 1955)
     assert np.array_equal(out["UNCR"], out["J2KR"])  # lossless

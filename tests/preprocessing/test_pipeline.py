@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -136,6 +137,11 @@ def test_no_phi_outside_private_including_logs(archive, deid_key, tmp_path, cxr_
         timeout=600,
     )
     assert r.returncode == 0, r.stderr[-2000:]
+    said = r.stdout + r.stderr
+    assert re.search(r"discovery: \d+/\d+ files, \d+ files/s, ETA \d+ s", said)  # progress
+    assert re.search(r"shards: \d+/\d+ written, [\d.]+ shards/min", said)
+    assert re.search(r"\d+ files: \d+ ok, \d+ rejected, \d+ skipped", said)  # the summary
+    assert "rejected: 1 × not a DICOM file" in said
     haystacks = [
         (Path("stdout"), r.stdout.encode()),
         (Path("stderr"), r.stderr.encode()),
@@ -170,8 +176,9 @@ def _arrays(out: Path) -> dict[str, np.ndarray]:
     return res
 
 
-def _tables(out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return pd.read_parquet(out / "index.parquet"), pd.read_parquet(out / "manifest.parquet")
+def _tables(out: Path) -> list[pd.DataFrame]:
+    names = ("index", "manifest", "plan", "records", "private/sources", "private/files")
+    return [pd.read_parquet(out / f"{n}.parquet") for n in names]
 
 
 def test_kill_9_then_rerun_equals_an_uninterrupted_run(archive, shards, deid_key, tmp_path, cxr_bin):
