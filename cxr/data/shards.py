@@ -18,8 +18,12 @@ from cxr.format.boxes import ResizeRecord
 
 
 class ShardDataset:
-    def __init__(self, shards: str | Path, records: pd.DataFrame | None = None, on: str = "study_id"):
-        """``records``: optional per-study (or per-image) rows — report text, labels, boxes — joined on ``on``."""
+    def __init__(
+        self, shards: str | Path, records: pd.DataFrame | bool | None = None, on: str = "accession_id"
+    ):
+        """``records``: rows to join on ``on`` — report text, labels, boxes; ``True`` reads the folder's
+        own ``records.parquet`` (the RIS export, keyed by accession pseudonym). Boxes the RIS drew on
+        one named image (``box_image_id``) are kept on that image only."""
         self.root = Path(shards)
         index_path = self.root / "index.parquet"
         if not index_path.is_file():
@@ -27,10 +31,21 @@ class ShardDataset:
                 f"{self.root} has no index.parquet: not a shards folder (run `cxr preprocess` first)"
             )
         self.index = pd.read_parquet(index_path)
-        if records is not None:
+        if records is True:
+            path = self.root / "records.parquet"
+            if not path.is_file():
+                raise UserError(
+                    f"{self.root} has no records.parquet: preprocess with ris=PATH to attach them"
+                )
+            records = pd.read_parquet(path)
+        if isinstance(records, pd.DataFrame):
             if on not in records.columns:
                 raise UserError(f"records have no column {on!r} to join on")
             self.index = self.index.merge(records, on=on, how="left", validate="many_to_one")
+            if {"boxes", "box_image_id"} <= set(self.index.columns):
+                on_image = self.index["box_image_id"].fillna("")
+                elsewhere = (on_image != "") & (on_image != self.index["image_id"])
+                self.index.loc[elsewhere, "boxes"] = "[]"
         # Plain numpy columns: pandas row access (iloc) costs more than reading the image itself.
         self._cols = {c: self.index[c].to_numpy() for c in self.index.columns}
         self._handles: dict[int, Any] = {}

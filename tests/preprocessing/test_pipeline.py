@@ -67,14 +67,17 @@ def test_index_dataset_and_records(archive, shards):
     out, manifest = shards
     index = pd.read_parquet(out / "index.parquet")
     assert len(index) == (manifest["status"] == "ok").sum()
-    records = pd.read_parquet(out / "records.parquet")
-    ds = ShardDataset(out, records=records, on="accession_id")
+    ds = ShardDataset(out, records=True)  # the folder's own records.parquet, by accession
     item = ds[len(ds) - 1]
     assert item["image"].shape == (128, 128) and item["image"].dtype == np.uint8
     assert item["findings"].startswith("FINDINGS:")
     rec = item["resize"]
     assert rec.input_w == rec.input_h == 128 and (rec.orig_w, rec.orig_h) == (item["orig_w"], item["orig_h"])
     assert set(index["view"]) <= {"PA", "AP", "LAT"} and index["age_band"].notna().all()
+    boxed = ds.index[ds.index["boxes"] != "[]"]
+    assert len(boxed) and (boxed["box_image_id"] == boxed["image_id"]).all()  # only where drawn
+    others = ds.index[ds.index["accession_id"].isin(boxed["accession_id"]) & (ds.index["boxes"] == "[]")]
+    assert len(others)  # a study's other image (a lateral) has none
     # the letterbox padding is black and the content is not
     img = ds[0]["image"]
     r = ds[0]["resize"]
