@@ -184,8 +184,12 @@ def _tables(out: Path) -> list[pd.DataFrame]:
     return [pd.read_parquet(out / f"{n}.parquet") for n in names]
 
 
-def test_kill_9_then_rerun_equals_an_uninterrupted_run(archive, shards, deid_key, tmp_path, cxr_bin):
+@pytest.mark.parametrize("when", ["planned", "mid-shard", "shards-written"])
+def test_kill_9_then_rerun_equals_an_uninterrupted_run(archive, shards, deid_key, tmp_path, cxr_bin, when):
+    """Killed just after the plan is written, inside a shard, or once every shard is there (during
+    the merge of the tables, or just after it): the rerun gives what an uninterrupted run gives."""
     root, _ = archive
+    n_shards = len(pd.read_parquet(shards[0] / "plan.parquet")["shard"].unique())
     ref, _ = shards  # uninterrupted, same settings
     out = tmp_path / "killed"
     cmd = [
@@ -199,16 +203,20 @@ def test_kill_9_then_rerun_equals_an_uninterrupted_run(archive, shards, deid_key
         "executor.array_parallelism=1",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    ready = {
+        "planned": lambda: (out / "plan.parquet").is_file(),
+        "mid-shard": lambda: bool(list(out.glob("shard-*.h5"))),
+        "shards-written": lambda: len(list(out.glob("shard-*.h5"))) == n_shards,
+    }[when]
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and not list(out.glob("shard-*.h5")):
-        time.sleep(0.05)
-    time.sleep(0.3)  # somewhere inside the next shard
+    while time.monotonic() < deadline and not ready():
+        time.sleep(0.01)
+    if when == "mid-shard":
+        time.sleep(0.3)  # somewhere inside the next shard
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list(out.glob("shard-*.h5")))
-    assert 1 <= done_before < len(pd.read_parquet(ref / "plan.parquet")["shard"].unique()), (
-        "kill landed too late"
-    )
+    if when == "mid-shard":
+        assert 1 <= len(list(out.glob("shard-*.h5"))) < n_shards, "kill landed too late"
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-2000:]
     a, b = _arrays(ref), _arrays(out)
