@@ -27,6 +27,8 @@ from preprocessing.decode import (
     read,
 )
 from preprocessing.imagefile import decode_image, image_size, is_image_file
+from preprocessing.journal import REASON as JOURNAL_REASON
+from preprocessing.journal import CrashJournal
 
 
 def shard_name(shard: int) -> str:
@@ -65,6 +67,27 @@ def _decode_file(
     return decode(
         dcm, j2k_reduce=j2k_reduce, target=(rec.content_w, rec.content_h), pixels=pixels, dtype=dtype
     )
+
+
+def _process(row, journal: CrashJournal, archive: Path, size: int, j2k_reduce: int, dtype: str, buffer):
+    """(stored array, resize record, decoded) for one candidate, or why it is rejected (no PHI)."""
+    if row.file_id in journal.suspects:
+        return JOURNAL_REASON
+    journal.start(row.file_id)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            dec = _decode_file(archive / row.rel, size, j2k_reduce, dtype, buffer)
+        arr, rec = to_stored(dec, size)
+        return arr, rec, dec
+    except BaseException as e:  # one bad file never stops a task; the reason carries no message text
+        if not codec_failure(e):
+            raise
+        return (
+            str(e) if isinstance(e, Rejected) else f"unexpected error while processing ({type(e).__name__})"
+        )
+    finally:
+        journal.done()
 
 
 def create_images(h5, n: int, size: int, dtype: str, compression_level: int):
@@ -111,82 +134,77 @@ def write_shard(
     index_rows, manifest_rows = [], []
     t0, n_ok = time.perf_counter(), 0
     buffer = ReadBuffer()  # the pixels of one file at a time
-    with h5py.File(tmp, "w", track_order=False) as h5:
-        ds = create_images(h5, len(files), size, dtype, compression_level)
-        for row in files.itertuples(index=False):
-            try:
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    dec = _decode_file(archive / row.rel, size, j2k_reduce, dtype, buffer)
-                arr, rec = to_stored(dec, size)
-            except BaseException as e:  # one bad file never stops a task; the reason carries no message text
-                if not codec_failure(e):
-                    raise
-                reason = (
-                    str(e)
-                    if isinstance(e, Rejected)
-                    else f"unexpected error while processing ({type(e).__name__})"
+    journal = CrashJournal(shards / "parts", name)  # a file that kills the process twice is rejected
+    try:
+        with h5py.File(tmp, "w", track_order=False) as h5:
+            ds = create_images(h5, len(files), size, dtype, compression_level)
+            for row in files.itertuples(index=False):
+                got = _process(row, journal, archive, size, j2k_reduce, dtype, buffer)
+                if isinstance(got, str):
+                    manifest_rows.append(
+                        {
+                            "file_id": row.file_id,
+                            "status": "rejected",
+                            "reason": got,
+                            "image_id": row.image_id,
+                            "shard": shard,
+                            "index": -1,
+                        }
+                    )
+                    continue
+                arr, rec, dec = got
+                ds[n_ok] = arr
+                index_rows.append(
+                    {
+                        "image_id": row.image_id,
+                        "study_id": row.study_id,
+                        "patient_id": row.patient_id,
+                        "accession_id": row.accession_id,
+                        "shard": shard,
+                        "index": n_ok,
+                        "view": row.view,
+                        "modality": row.modality,
+                        "sex": row.sex,
+                        "age_band": row.age_band,
+                        "study_date": row.study_date,
+                        "pixel_spacing_mm": row.pixel_spacing_mm,
+                        "orig_w": dec.orig_w,
+                        "orig_h": dec.orig_h,
+                        "content_w": rec.content_w,
+                        "content_h": rec.content_h,
+                        "pad_left": rec.pad_left,
+                        "pad_top": rec.pad_top,
+                        "pad_right": rec.pad_right,
+                        "pad_bottom": rec.pad_bottom,
+                        "size": size,
+                        "dtype": dtype,
+                        "decode_path": dec.decode_path,
+                    }
                 )
                 manifest_rows.append(
                     {
                         "file_id": row.file_id,
-                        "status": "rejected",
-                        "reason": reason,
+                        "status": "ok",
+                        "reason": "",
                         "image_id": row.image_id,
                         "shard": shard,
-                        "index": -1,
+                        "index": n_ok,
                     }
                 )
-                continue
-            ds[n_ok] = arr
-            index_rows.append(
-                {
-                    "image_id": row.image_id,
-                    "study_id": row.study_id,
-                    "patient_id": row.patient_id,
-                    "accession_id": row.accession_id,
-                    "shard": shard,
-                    "index": n_ok,
-                    "view": row.view,
-                    "modality": row.modality,
-                    "sex": row.sex,
-                    "age_band": row.age_band,
-                    "study_date": row.study_date,
-                    "pixel_spacing_mm": row.pixel_spacing_mm,
-                    "orig_w": dec.orig_w,
-                    "orig_h": dec.orig_h,
-                    "content_w": rec.content_w,
-                    "content_h": rec.content_h,
-                    "pad_left": rec.pad_left,
-                    "pad_top": rec.pad_top,
-                    "pad_right": rec.pad_right,
-                    "pad_bottom": rec.pad_bottom,
-                    "size": size,
-                    "dtype": dtype,
-                    "decode_path": dec.decode_path,
-                }
-            )
-            manifest_rows.append(
-                {
-                    "file_id": row.file_id,
-                    "status": "ok",
-                    "reason": "",
-                    "image_id": row.image_id,
-                    "shard": shard,
-                    "index": n_ok,
-                }
-            )
-            n_ok += 1
-            if n_ok % 50 == 0:
-                rate = n_ok / (time.perf_counter() - t0)
-                log(f"{name}: {n_ok}/{len(files)} images, {rate:.1f} img/s")
-        ds.resize(n_ok, axis=0)  # allocated for every candidate up front; rejected ones leave no gap
-        h5.attrs["format"] = "cxr-harness shard v1"
+                n_ok += 1
+                if n_ok % 50 == 0:
+                    rate = n_ok / (time.perf_counter() - t0)
+                    log(f"{name}: {n_ok}/{len(files)} images, {rate:.1f} img/s")
+            ds.resize(n_ok, axis=0)  # allocated for every candidate up front; rejected ones leave no gap
+            h5.attrs["format"] = "cxr-harness shard v1"
+    finally:
+        journal.close()
     parts = shards / "parts"
     parts.mkdir(exist_ok=True)
     _atomic_parquet(pd.DataFrame(index_rows, columns=INDEX_COLUMNS), parts / f"{name}.index.parquet")
     _atomic_parquet(pd.DataFrame(manifest_rows, columns=MANIFEST_COLUMNS), parts / f"{name}.manifest.parquet")
     os.replace(tmp, shards / f"{name}.h5")  # the commit
+    journal.clear()
     dt = time.perf_counter() - t0
     log(f"{name}: done, {n_ok} ok, {len(files) - n_ok} rejected, {len(files) / max(dt, 1e-9):.1f} files/s")
     return {"shard": shard, "ok": n_ok, "rejected": len(files) - n_ok, "seconds": dt}
