@@ -9,9 +9,11 @@ saturation and a histogram-plausibility test catch damage.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -367,6 +369,21 @@ def native_pixels(path, buffer: ReadBuffer | None = None) -> tuple[Dataset, np.n
     if bits < alloc and int(arr.max()) >= (1 << bits):
         np.bitwise_and(arr, np.array((1 << bits) - 1, dtype=arr.dtype), out=arr)
     return ds, arr
+
+
+@contextlib.contextmanager
+def quiet_pydicom():
+    """pydicom warns (and logs) about malformed values by quoting them, and a malformed date or name
+    is PHI: inside this, nothing is validated on reading and no warning is shown (checks are ours)."""
+    settings = pydicom.config.settings
+    mode = settings.reading_validation_mode
+    settings.reading_validation_mode = pydicom.config.IGNORE
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        settings.reading_validation_mode = mode
 
 
 def read(path, *, stop_before_pixels: bool = False) -> Dataset:

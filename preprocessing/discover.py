@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from preprocessing.decode import Rejected, read
+from preprocessing.decode import Rejected, quiet_pydicom, read
 from preprocessing.deid import Pseudonymizer, safe_attributes
 
 RADIOGRAPH_MODALITIES = {"CR", "DX"}
@@ -65,6 +65,11 @@ def quoted(value: str, known: set[str]) -> str:
 def classify(
     archive: Path, rel: str, p: Pseudonymizer, views: tuple[str, ...] = ("PA", "AP", "LAT", "UNKNOWN")
 ) -> Found:
+    with quiet_pydicom():  # its warnings quote malformed values: PHI
+        return _classify(archive, rel, p, views)
+
+
+def _classify(archive: Path, rel: str, p: Pseudonymizer, views: tuple[str, ...]) -> Found:
     file_id = p.pseudonym("file", rel)
     if printable(rel) != rel:
         return Found(rel, file_id, "rejected", "file name is not valid UTF-8: rename it, then rerun")

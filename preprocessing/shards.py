@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import time
-import warnings
 from pathlib import Path
 
 import pandas as pd
@@ -24,6 +23,7 @@ from preprocessing.decode import (
     codec_failure,
     decode,
     native_pixels,
+    quiet_pydicom,
     read,
 )
 from preprocessing.imagefile import decode_image, image_size, is_image_file
@@ -75,8 +75,7 @@ def _process(row, journal: CrashJournal, archive: Path, size: int, j2k_reduce: i
         return JOURNAL_REASON
     journal.start(row.file_id)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_pydicom():  # its warnings quote malformed values: PHI
             dec = _decode_file(archive / row.rel, size, j2k_reduce, dtype, buffer)
         arr, rec = to_stored(dec, size)
         return arr, rec, dec

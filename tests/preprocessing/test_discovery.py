@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import subprocess
 
 import pandas as pd
 import pydicom
@@ -103,3 +104,33 @@ def test_a_rerun_with_another_key_is_refused_without_showing_either(archive, sha
 def test_reasons_quote_only_known_terms():
     assert quoted("KNEE", KNOWN_PARTS) == "KNEE"
     assert quoted("JOHN SMITH", KNOWN_PARTS) == "(not a known term)"  # fits the CS character set
+
+
+def test_malformed_header_values_are_never_quoted(archive, deid_key, tmp_path, cxr_bin):
+    """pydicom warns about a malformed UI or CS value by quoting it (``Invalid value for VR CS:
+    '...'``), and such a value can be anything a person typed."""
+    root, truth = archive
+    src = tmp_path / "archive" / "dicom"
+    src.mkdir(parents=True)
+    ds = pydicom.dcmread(root / "dicom" / _good(truth)[0])
+    with pytest.warns(UserWarning):  # pydicom says so when writing them, too
+        ds.ViewPosition, ds.StudyInstanceUID = "canary-view Jane", "CANARY.UID.1"
+        ds.PatientSex = "CANARY SEX TOO LONG"
+    ds.save_as(src / "a.dcm")
+    out = tmp_path / "shards"
+    r = subprocess.run(
+        [cxr_bin, "preprocess", str(src), str(out), "size=64"], capture_output=True, text=True, timeout=300
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    said = (
+        r.stdout
+        + r.stderr
+        + "".join(
+            p.read_bytes().decode("latin-1")
+            for p in out.rglob("*")
+            if p.is_file() and "private" not in p.parts
+        )
+    )
+    assert "CANARY" not in said
+    manifest = pd.read_parquet(out / "manifest.parquet")
+    assert list(manifest["status"]) == ["ok"]  # and the image itself is kept
