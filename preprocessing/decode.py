@@ -161,8 +161,8 @@ def decode(
         raise Rejected("not a greyscale image (SamplesPerPixel != 1)")
     alloc, bits = int(ds.get("BitsAllocated", 0) or 0), int(ds.get("BitsStored", 0) or 0)
     if alloc not in (8, 16) or not 1 <= bits <= alloc:
-        # Values themselves never exceed BitsStored: pydicom and native_pixels mask the bits above it,
-        # which PS3.5 8.1.1 says are not part of the value (old files keep overlays there).
+        # Values themselves never exceed BitsStored: the bits above it are masked (below), which
+        # PS3.5 8.1.1 says are not part of the value (old files keep overlays there).
         raise Rejected(
             f"the header declares {bits} bits stored in {alloc} allocated (8 or 16, stored ≤ allocated)"
         )
@@ -193,6 +193,10 @@ def decode(
     expect = (-(-rows // factor), -(-cols // factor)) if factor > 1 else (rows, cols)
     if arr.shape != expect:
         raise Rejected(f"decoded shape {arr.shape} does not match the declared {expect}")
+    if pixels is None and bits < alloc and arr.dtype.kind == "u" and int(arr.max()) >= (1 << bits):
+        # pydicom masks bits above BitsStored itself, except after J2K / JPEG-LS codecs, which decode
+        # at the codestream's own precision; mask them here too (native_pixels already has)
+        arr = arr & np.array((1 << bits) - 1, arr.dtype)
     fn = str(ds.get("VOILUTFunction", "LINEAR")).upper()
     window = _window_params(ds)
     tables = "ModalityLUTSequence" in ds or "VOILUTSequence" in ds

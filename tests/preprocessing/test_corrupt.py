@@ -139,3 +139,19 @@ def test_the_limit_damage_in_a_few_j2k_code_blocks_passes(archive, tmp_path):
     changed = np.count_nonzero(got != img)
     assert 0 < changed < img.size  # wrong pixels, decoded without an error ...
     decode(read(path), target=(128, 128))  # ... and passed by every check
+
+
+def test_bits_above_the_declared_are_masked_after_a_j2k_codec_too(archive, tmp_path):
+    """A J2K codestream at 16-bit precision in a file that declares 12 bits stored: pydicom returns
+    the codestream's values, and the bits above 12 are masked here as for every other syntax."""
+    img = _smooth(np.random.default_rng(8))
+    high = img.copy()
+    high[:128] |= 0xF000
+    path = _file(archive, tmp_path, high, "j2k16", syntax="j2k-lossless", bits=16)
+    ds = pydicom.dcmread(path)
+    ds.BitsStored, ds.HighBit = 12, 11
+    ds.save_as(path)
+    assert int(pydicom.dcmread(path).pixel_array.max()) > 4095  # what the codec gives
+    a = decode(read(path), target=(128, 128))
+    b = decode(read(_file(archive, tmp_path, img, "plain")), target=(128, 128))
+    np.testing.assert_array_equal(a.stored, b.stored)
