@@ -259,9 +259,10 @@ def _resample(arr: np.ndarray, target: tuple[int, int] | None) -> np.ndarray:
         arr = arr.astype(np.float32)
     if target is not None and (arr.shape[1], arr.shape[0]) != tuple(target):
         w, h = target
-        while arr.shape[1] >= 2 * w and arr.shape[0] >= 2 * h:
-            hh, ww = arr.shape[0] // 2, arr.shape[1] // 2
-            arr = cv2.resize(arr[: 2 * hh, : 2 * ww], (ww, hh), interpolation=cv2.INTER_AREA)
+        while arr.shape[1] >= 2 * w or arr.shape[0] >= 2 * h:  # each axis while it is 2x too big
+            fx, fy = 1 + (arr.shape[1] >= 2 * w), 1 + (arr.shape[0] >= 2 * h)
+            hh, ww = arr.shape[0] // fy, arr.shape[1] // fx
+            arr = cv2.resize(arr[: fy * hh, : fx * ww], (ww, hh), interpolation=cv2.INTER_AREA)
         if (arr.shape[1], arr.shape[0]) != (w, h):
             arr = np.ascontiguousarray(arr)
             if arr.shape[1] > w or arr.shape[0] > h:

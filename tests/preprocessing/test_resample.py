@@ -19,12 +19,15 @@ def checkerboard(side: int) -> np.ndarray:
     return (((x + y) % 2) * 1000 + 500).astype(np.uint16)
 
 
-@pytest.mark.parametrize("side", SIDES)
-def test_the_finest_detail_is_averaged_away_as_area_averaging_does(side):
+@pytest.mark.parametrize(
+    ("side", "target"), [(s, (512, 512)) for s in SIDES] + [(1009, (512, 400)), (2030, (300, 512))]
+)
+def test_the_finest_detail_is_averaged_away_as_area_averaging_does(side, target):
+    """Also for targets of another aspect, where the axes need different numbers of halvings."""
     src = checkerboard(side)
-    ours = _resample(src, (512, 512)).astype(np.float64)
-    area = cv2.resize(src.astype(np.float32), (512, 512), interpolation=cv2.INTER_AREA)
-    assert ours.shape == (512, 512)
+    ours = _resample(src, target).astype(np.float64)
+    area = cv2.resize(src.astype(np.float32), target, interpolation=cv2.INTER_AREA)
+    assert ours.shape == target[::-1]
     # plain bilinear leaves std 125-167 of the input's 500 here; area averaging 0-134
     assert ours.std() <= 1.1 * area.std() + 3, (ours.std(), area.std())
     assert abs(ours.mean() - src.mean()) < 2
