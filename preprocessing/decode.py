@@ -21,6 +21,8 @@ import pydicom
 from pydicom.dataset import Dataset
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
+from preprocessing.journal import task_failure
+
 J2K_SYNTAXES = {"1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91"}
 
 
@@ -238,6 +240,8 @@ def codec_failure(e: BaseException) -> bool:
     """An error from decoding one file, to be recorded and passed over, not one that must stop the task.
     Rust codecs (pylibjpeg-rle) panic on some damaged streams, and pyo3's ``PanicException`` derives
     from BaseException, not Exception: without this a single bad file would end the array task."""
+    if task_failure(e):  # out of memory or an I/O error: not the file's fault
+        return False
     return isinstance(e, Exception) or type(e).__name__ == "PanicException"
 
 
@@ -398,4 +402,6 @@ def read(path, *, stop_before_pixels: bool = False) -> Dataset:
     except pydicom.errors.InvalidDicomError:
         raise Rejected("not a DICOM file (no DICM preamble)") from None
     except Exception as e:
+        if task_failure(e):
+            raise  # the disk or the machine, not the file: the caller decides (preprocessing/journal.py)
         raise Rejected(f"DICOM header cannot be parsed ({type(e).__name__})") from None

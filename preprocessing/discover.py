@@ -7,6 +7,7 @@ shards, so finished shards stay valid and are never rewritten.
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,9 @@ def _classify(archive: Path, rel: str, p: Pseudonymizer, views: tuple[str, ...])
         ds = read(archive / rel, stop_before_pixels=True)
     except Rejected as e:
         return Found(rel, file_id, "rejected", str(e))
+    except (OSError, MemoryError) as e:  # a read error at discovery: recorded; the next run tries again
+        code = errno.errorcode.get(getattr(e, "errno", None) or 0, type(e).__name__)
+        return Found(rel, file_id, "rejected", f"the file cannot be read ({code}): rerun to try again")
     try:
         modality = str(ds.get("Modality", "")).upper()
         if modality not in RADIOGRAPH_MODALITIES:

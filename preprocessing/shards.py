@@ -28,7 +28,7 @@ from preprocessing.decode import (
 )
 from preprocessing.imagefile import decode_image, image_size, is_image_file
 from preprocessing.journal import REASON as JOURNAL_REASON
-from preprocessing.journal import CrashJournal
+from preprocessing.journal import CrashJournal, task_failure
 
 
 def shard_name(shard: int) -> str:
@@ -78,15 +78,17 @@ def _process(row, journal: CrashJournal, archive: Path, size: int, j2k_reduce: i
         with quiet_pydicom():  # its warnings quote malformed values: PHI
             dec = _decode_file(archive / row.rel, size, j2k_reduce, dtype, buffer)
         arr, rec = to_stored(dec, size)
-        return arr, rec, dec
     except BaseException as e:  # one bad file never stops a task; the reason carries no message text
-        if not codec_failure(e):
+        if task_failure(e):  # out of memory, an I/O error: the task fails, and the journal counts it
+            raise
+        journal.done()
+        if not codec_failure(e):  # Ctrl-C and the like
             raise
         return (
             str(e) if isinstance(e, Rejected) else f"unexpected error while processing ({type(e).__name__})"
         )
-    finally:
-        journal.done()
+    journal.done()
+    return arr, rec, dec
 
 
 def create_images(h5, n: int, size: int, dtype: str, compression_level: int):
