@@ -149,13 +149,18 @@ def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
     A file added to a study whose shard was already written is listed as skipped: finished shards
     are never rewritten (their content is what earlier analyses used)."""
     plan = pd.read_parquet(shards / "plan.parquet")
-    files = pd.read_parquet(shards / "private" / "files.parquet", columns=["file_id", "study_id"])
-    idx, man = [], [early.assign(image_id=None, shard=-1, index=-1)[MANIFEST_COLUMNS]]
+    files = pd.read_parquet(shards / "private" / "files.parquet", columns=["file_id", "study_id", "image_id"])
+    idx, man = [], []
     for shard in sorted(set(plan["shard"])):
         parts = shards / "parts"
         idx.append(pd.read_parquet(parts / f"{shard_name(shard)}.index.parquet"))
         man.append(pd.read_parquet(parts / f"{shard_name(shard)}.manifest.parquet"))
     listed = set().union(*(set(m["file_id"]) for m in man))
+    stored = set().union(*(set(i["image_id"]) for i in idx))
+    # a shard's own record of a file wins over what this run's discovery says of it
+    man.append(
+        early[~early["file_id"].isin(listed)].assign(image_id=None, shard=-1, index=-1)[MANIFEST_COLUMNS]
+    )
     late = files[~files["file_id"].isin(listed)].merge(plan, on="study_id", how="left")
     if len(late):
         man.append(
@@ -164,9 +169,11 @@ def merge_tables(shards: Path, early: pd.DataFrame) -> tuple[pd.DataFrame, pd.Da
                     "file_id": late["file_id"],
                     "status": "skipped",
                     "reason": [
-                        f"added to its study after {shard_name(s)} was written (finished shards are "
+                        "duplicate SOPInstanceUID"
+                        if image in stored
+                        else f"added to its study after {shard_name(s)} was written (finished shards are "
                         "never rewritten): preprocess into a new SHARDS folder to include it"
-                        for s in late["shard"]
+                        for s, image in zip(late["shard"], late["image_id"], strict=True)
                     ],
                     "image_id": None,
                     "shard": -1,

@@ -69,13 +69,18 @@ def test_an_image_added_to_a_finished_study_is_listed_not_lost(archive, deid_key
     ds.SOPInstanceUID = generate_uid(entropy_srcs=["a new image of the same study"])
     added = (grow / "dicom" / rel).with_name("IMG900.dcm")
     ds.save_as(added)
+    copy = (grow / "dicom" / rel).with_name("A-copy.dcm")  # the same image again, sorting first
+    shutil.copy(grow / "dicom" / rel, copy)
     manifest = preprocess(cfg, log=lambda s: None)
     after = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in out.glob("shard-*.h5")}
     assert after == before  # the finished shard keeps its content
     sources = pd.read_parquet(out / "private" / "sources.parquet")
     row = manifest.merge(sources, on="file_id").set_index("path").loc[str(added.relative_to(grow / "dicom"))]
     assert row["status"] == "skipped" and "added to its study after shard-" in row["reason"]
-    assert len(manifest) == len(sources)
+    by_path = manifest.merge(sources, on="file_id").set_index("path")
+    assert by_path.loc[rel, "status"] == "ok"  # the shard's record of the original stands
+    assert by_path.loc[str(copy.relative_to(grow / "dicom")), "reason"] == "duplicate SOPInstanceUID"
+    assert len(manifest) == len(sources) == manifest["file_id"].nunique()
 
 
 @pytest.mark.parametrize(
