@@ -77,16 +77,29 @@ def process_shards(shards: str, shard_ids: list[int], cfg: PreprocessConfig) -> 
 
 
 def plan_settings(cfg: PreprocessConfig, p: Pseudonymizer) -> dict:
-    """What must stay the same for every shard of one SHARDS folder (kept in plan.parquet's metadata).
-    ``key``: a pseudonym of a constant, so a changed key shows without the key being written."""
+    """What must stay the same for every shard of one SHARDS folder (kept in plan.parquet's metadata;
+    the key's check is kept apart, in private/, see ``check_key``)."""
     return {
         "size": cfg.size,
         "dtype": cfg.dtype,
         "j2k_reduce": cfg.j2k_reduce,
         "date_mode": cfg.date_mode,
         "views": sorted(cfg.views),
-        "key": p.pseudonym("settings", "key check"),
     }
+
+
+def check_key(shards: Path, p: Pseudonymizer) -> None:
+    """The same key as the folder's earlier runs, or a clear error: another key would give every
+    patient and study new pseudonyms, mixed with the old ones. What is kept (private/key-check) is a
+    pseudonym of a constant, in private/ so nobody can test guesses of a weak key against it."""
+    path, mine = shards / "private" / "key-check", p.pseudonym("settings", "key check")
+    if path.is_file() and path.read_text().strip() != mine:
+        raise UserError(
+            f"{shards}: the shards here were written with a different de-identification key. Use the "
+            "site's key, or preprocess into a new SHARDS folder: one folder never mixes pseudonyms"
+        )
+    if not path.is_file():
+        path.write_text(mine + "\n")
 
 
 def check_settings(old: pd.DataFrame | None, now: dict, path: Path) -> None:
@@ -95,10 +108,7 @@ def check_settings(old: pd.DataFrame | None, now: dict, path: Path) -> None:
         return
     diff = [k for k in now if k in was and was[k] != now[k]]
     if diff:
-        said = "; ".join(
-            "a different de-identification key" if k == "key" else f"{k}={was[k]} (this run: {now[k]})"
-            for k in diff
-        )
+        said = "; ".join(f"{k}={was[k]} (this run: {now[k]})" for k in diff)
         raise UserError(
             f"{path}: the shards here were written with {said}. Rerun with the same settings, "
             "or preprocess into a new SHARDS folder: one folder never mixes them"
@@ -110,8 +120,14 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
     (candidates) and the plan; returns the manifest rows of files that never reach a shard."""
     archive = Path(cfg.archive)
     old = pd.read_parquet(shards / "plan.parquet") if (shards / "plan.parquet").is_file() else None
+    if (shards / "dataset.json").is_file():
+        raise UserError(
+            f"{shards} holds `cxr ingest` shards; expected an empty folder or `cxr preprocess` shards"
+        )
     settings = plan_settings(cfg, p)
     check_settings(old, settings, shards / "plan.parquet")  # before any work
+    private_dir(shards)
+    check_key(shards, p)
     rels = walk(archive)
     t0, found = time.perf_counter(), []
     for i, rel in enumerate(rels, 1):

@@ -104,6 +104,21 @@ def test_a_rerun_with_another_key_is_refused_without_showing_either(archive, sha
     with pytest.raises(UserError, match="a different de-identification key") as e:
         preprocess(preprocess_cfg(root, out), log=lambda s: None)
     assert "9876543210" not in str(e.value) and "0123456789" not in str(e.value)
+    assert set(pd.read_parquet(out / "plan.parquet").attrs["settings"]) == {
+        "size",
+        "dtype",
+        "j2k_reduce",
+        "date_mode",
+        "views",
+    }  # the key's check stays in private/, where nobody can test guesses against it
+
+
+def test_an_ingest_folder_is_refused(archive, deid_key, tmp_path):
+    root, _ = archive
+    (tmp_path / "shards").mkdir()
+    (tmp_path / "shards" / "dataset.json").write_text('{"dataset": "vindr-cxr"}\n')
+    with pytest.raises(UserError, match="holds `cxr ingest` shards"):
+        preprocess(preprocess_cfg(root, tmp_path / "shards"), log=lambda s: None)
 
 
 def test_reasons_quote_only_known_terms():
