@@ -69,11 +69,13 @@ def preprocess(cfg: PreprocessConfig, log=print) -> pd.DataFrame:
         raise UserError(f"archive folder {archive} does not exist")
     shards.mkdir(parents=True, exist_ok=True)
     p = pseudonymizer(cfg)
+    if cfg.ris:  # read first: a bad RIS export stops the run before hours of decoding
+        from preprocessing.ris import load_ris
+
+        records = load_ris(cfg.ris, p)
     early = discover(cfg, shards, p, log)
     write_planned(cfg, shards, log)
     _, manifest = merge_tables(shards, early)
     if cfg.ris:
-        from preprocessing.ris import load_ris
-
-        _atomic_parquet(load_ris(cfg.ris, p), shards / "records.parquet")
+        _atomic_parquet(records, shards / "records.parquet")
     return manifest

@@ -1,9 +1,11 @@
 """A RIS export (CSV or JSON lines: accession number, findings text, labels, boxes) → records keyed
 by the accession pseudonym, so reports join the shards' index without any identifier.
 
-Boxes are in one image's pixels. An optional ``sop_instance_uid`` column names that image; it becomes
-``box_image_id`` (the image pseudonym the index uses), and only that image of the study gets the boxes
-(a PA's boxes do not fit the lateral). Without it, every image of the accession gets them.
+Boxes are in one image's pixels. An optional ``sop_instance_uid`` column names that image: each of the
+row's boxes then carries ``image_id`` (the image pseudonym the index uses), and only that image gets it
+(a PA's boxes do not fit the lateral); boxes without it go to every image of the accession. Several
+rows of one accession (one per annotated image) become one record: the first row's findings and
+labels, every row's boxes.
 
 Only the allow-listed columns are kept. The findings text is copied as is: free-text
 de-identification of reports is not done here (real reports can name people; review them first).
@@ -26,11 +28,11 @@ def load_ris(path: str | Path, p: Pseudonymizer) -> pd.DataFrame:
     path = Path(path)
     if not path.is_file():
         raise UserError(f"RIS export {path} does not exist")
-    try:
+    try:  # every value as written (dtype=False: accession "00123" stays a string)
         df = (
-            pd.read_json(path, lines=True)
+            pd.read_json(path, lines=True, dtype=False)
             if path.suffix in (".json", ".jsonl")
-            else pd.read_csv(path, dtype=str)
+            else pd.read_csv(path, dtype=str, keep_default_na=False)
         )
     except ValueError as e:
         raise UserError(
@@ -38,29 +40,48 @@ def load_ris(path: str | Path, p: Pseudonymizer) -> pd.DataFrame:
         ) from None
     if "accession_number" not in df.columns:
         raise UserError(f"{path}: no 'accession_number' column (found: {', '.join(map(str, df.columns))})")
-    out = pd.DataFrame(
-        {"accession_id": [p.pseudonym("accession", str(a).strip()) for a in df["accession_number"]]}
+    rows = []
+    for i, r in enumerate(df.to_dict("records"), 1):
+        uid = _text(r.get("sop_instance_uid"))
+        boxes = _boxes(r.get("boxes"), path, i)
+        if uid:
+            boxes = [{**b, "image_id": p.pseudonym("image", uid)} for b in boxes]
+        labels = r.get("labels")
+        rows.append(
+            {
+                "accession_id": p.pseudonym("accession", _text(r["accession_number"])),
+                "findings": _text(r.get("findings")),
+                "labels": list(labels)
+                if isinstance(labels, list)
+                else [x for x in _text(labels).split("|") if x],
+                "boxes": boxes,
+            }
+        )
+    out = (
+        pd.DataFrame(rows, columns=["accession_id", *KEEP])
+        .groupby("accession_id", sort=True)
+        .agg({"findings": "first", "labels": "first", "boxes": lambda bs: [b for row in bs for b in row]})
+        .reset_index()
     )
-    for col in KEEP:
-        out[col] = df[col].fillna("") if col in df.columns else ""
-    out["labels"] = [[x for x in str(v).split("|") if x] for v in out["labels"]]
-    try:
-        out["boxes"] = [
-            json.dumps(json.loads(v)) if isinstance(v, str) and v.strip() else "[]" for v in out["boxes"]
-        ]
-    except json.JSONDecodeError:
-        bad = next(i for i, v in enumerate(out["boxes"]) if not _is_json(v))
-        raise UserError(f"{path}: row {bad + 1}: 'boxes' is not JSON (a list of label/box objects)") from None
-    uids = df["sop_instance_uid"] if "sop_instance_uid" in df.columns else [""] * len(df)
-    out["box_image_id"] = [
-        p.pseudonym("image", str(u).strip()) if isinstance(u, str) and u.strip() else "" for u in uids
-    ]
-    return out.drop_duplicates("accession_id").sort_values("accession_id").reset_index(drop=True)
+    out["boxes"] = [json.dumps(b) for b in out["boxes"]]
+    return out
 
 
-def _is_json(v) -> bool:
-    try:
-        json.loads(v) if isinstance(v, str) and v.strip() else None
-    except json.JSONDecodeError:
-        return False
-    return True
+def _text(v) -> str:
+    return "" if v is None or (isinstance(v, float) and v != v) else str(v).strip()
+
+
+def _boxes(v, path: Path, row: int) -> list[dict]:
+    """A row's boxes: a JSON list (text in CSV; text or a real list in JSON lines) of label/box objects."""
+    if isinstance(v, list):
+        boxes = v
+    elif not _text(v):
+        return []
+    else:
+        try:
+            boxes = json.loads(v)
+        except (json.JSONDecodeError, TypeError):
+            raise UserError(f"{path}: row {row}: 'boxes' is not JSON (a list of label/box objects)") from None
+    if not isinstance(boxes, list) or not all(isinstance(b, dict) and "box" in b for b in boxes):
+        raise UserError(f"{path}: row {row}: 'boxes' must be a list of objects with a 'box' [x1, y1, x2, y2]")
+    return boxes

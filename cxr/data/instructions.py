@@ -4,7 +4,7 @@ Tasks: findings report generation, VQA (closed yes/no, multiple choice, short op
 (``a|b|c``), grounding (box for a named finding). Boxes come from the RIS export in original-image
 pixels and are mapped into the *model-input* pixels the model sees: original → shard letterbox
 (the shard's ResizeRecord) → the processor's resize of the stored square (``smart_resize``). When the
-RIS named the image they were drawn on (``box_image_id``), only that image of the study gets them.
+RIS named the image a box was drawn on (its ``image_id``), only that image of the study gets it.
 Splits are by patient pseudonym, so no patient is in two splits; records with a ``split`` column (an
 ingested dataset's official, patient-level split, see ``cxr ingest``) keep theirs.
 """
@@ -109,10 +109,14 @@ def build_records(
         size = int(row.size)
         input_rec = smart_resize_record(size, size, min_pixels=min_pixels, max_pixels=max_pixels)
         shard_rec = _shard_rec(row)
-        on = str(getattr(row, "box_image_id", "") or "")  # the image the RIS drew them on, if named
-        boxes = [
-            {**b, "box": to_model_input(b["box"], shard_rec, input_rec)}
-            for b in (json.loads(row.boxes or "[]") if on in ("", row.image_id) else [])
+        boxes = [  # a box the RIS drew on a named image goes to that image only
+            {
+                k: v
+                for k, v in {**b, "box": to_model_input(b["box"], shard_rec, input_rec)}.items()
+                if k != "image_id"
+            }
+            for b in json.loads(row.boxes or "[]")
+            if b.get("image_id") in (None, "", row.image_id)
         ]
         official = str(getattr(row, "split_official", "") or "")  # an ingested dataset's own split
         base = {

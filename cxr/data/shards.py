@@ -7,6 +7,7 @@ handle cache is keyed by PID): safe under a DataLoader with workers. Returns the
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any
@@ -22,8 +23,8 @@ class ShardDataset:
         self, shards: str | Path, records: pd.DataFrame | bool | None = None, on: str = "accession_id"
     ):
         """``records``: rows to join on ``on`` — report text, labels, boxes; ``True`` reads the folder's
-        own ``records.parquet`` (the RIS export, keyed by accession pseudonym). Boxes the RIS drew on
-        one named image (``box_image_id``) are kept on that image only."""
+        own ``records.parquet`` (the RIS export, keyed by accession pseudonym). A box the RIS drew on
+        a named image (its ``image_id``) is kept on that image only."""
         self.root = Path(shards)
         index_path = self.root / "index.parquet"
         if not index_path.is_file():
@@ -42,10 +43,11 @@ class ShardDataset:
             if on not in records.columns:
                 raise UserError(f"records have no column {on!r} to join on")
             self.index = self.index.merge(records, on=on, how="left", validate="many_to_one")
-            if {"boxes", "box_image_id"} <= set(self.index.columns):
-                on_image = self.index["box_image_id"].fillna("")
-                elsewhere = (on_image != "") & (on_image != self.index["image_id"])
-                self.index.loc[elsewhere, "boxes"] = "[]"
+            if {"boxes", "image_id"} <= set(self.index.columns):
+                self.index["boxes"] = [
+                    _boxes_on(b, image)
+                    for b, image in zip(self.index["boxes"], self.index["image_id"], strict=True)
+                ]
         # Plain numpy columns: pandas row access (iloc) costs more than reading the image itself.
         self._cols = {c: self.index[c].to_numpy() for c in self.index.columns}
         self._handles: dict[int, Any] = {}
@@ -80,3 +82,10 @@ class ShardDataset:
         for h in self._handles.values():
             h.file.close()
         self._handles = {}
+
+
+def _boxes_on(boxes, image_id: str):
+    """The JSON boxes of a record that belong on ``image_id`` (those naming no image belong on all)."""
+    if not isinstance(boxes, str):
+        return boxes  # no record for this image
+    return json.dumps([b for b in json.loads(boxes or "[]") if b.get("image_id") in (None, "", image_id)])

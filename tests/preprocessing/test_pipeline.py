@@ -4,6 +4,7 @@ resumable after kill -9, stable shards when the archive grows, the same result o
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 import shutil
@@ -75,7 +76,11 @@ def test_index_dataset_and_records(archive, shards):
     assert rec.input_w == rec.input_h == 128 and (rec.orig_w, rec.orig_h) == (item["orig_w"], item["orig_h"])
     assert set(index["view"]) <= {"PA", "AP", "LAT"} and index["age_band"].notna().all()
     boxed = ds.index[ds.index["boxes"] != "[]"]
-    assert len(boxed) and (boxed["box_image_id"] == boxed["image_id"]).all()  # only where drawn
+    assert len(boxed) and all(  # only on the image they were drawn on
+        b["image_id"] == image
+        for bs, image in zip(boxed["boxes"], boxed["image_id"], strict=True)
+        for b in json.loads(bs)
+    )
     others = ds.index[ds.index["accession_id"].isin(boxed["accession_id"]) & (ds.index["boxes"] == "[]")]
     assert len(others)  # a study's other image (a lateral) has none
     # the letterbox padding is black and the content is not
