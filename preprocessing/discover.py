@@ -40,8 +40,9 @@ def walk(archive: Path) -> list[str]:
 
 
 def printable(rel: str) -> str:
-    """``rel`` as storable text: a name that is not valid UTF-8 (os.walk keeps its bytes as
-    surrogates, which Parquet cannot hold) gets its odd bytes as ``\\xNN`` escapes."""
+    """``rel`` as storable text: a name that is not valid UTF-8 (old exports write Latin-1; os.walk
+    keeps such bytes as surrogates, which Parquet cannot hold) gets them as ``\\xNN`` escapes. Tables
+    keep the name's bytes beside it (``rel_bytes``, ``path_bytes``): those open the file."""
     return rel.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
@@ -72,8 +73,6 @@ def classify(
 
 def _classify(archive: Path, rel: str, p: Pseudonymizer, views: tuple[str, ...]) -> Found:
     file_id = p.pseudonym("file", rel)
-    if printable(rel) != rel:
-        return Found(rel, file_id, "rejected", "file name is not valid UTF-8: rename it, then rerun")
     try:
         ds = read(archive / rel, stop_before_pixels=True)
     except Rejected as e:

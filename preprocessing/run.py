@@ -144,12 +144,21 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
             early.append({"file_id": f.file_id, "status": "skipped", "reason": "duplicate SOPInstanceUID"})
         else:
             seen.add(f.attrs["image_id"])
-            cands.append({"file_id": f.file_id, "rel": f.rel, **f.attrs})
-    files = pd.DataFrame(cands, columns=["file_id", "rel", "study_id", "image_id"] if not cands else None)
+            # rel as text (Parquet keeps UTF-8 only) and as the name's own bytes, which open it
+            cands.append(
+                {"file_id": f.file_id, "rel": printable(f.rel), "rel_bytes": os.fsencode(f.rel), **f.attrs}
+            )
+    files = pd.DataFrame(
+        cands, columns=["file_id", "rel", "rel_bytes", "study_id", "image_id"] if not cands else None
+    )
     priv = private_dir(shards)
     sources = pd.DataFrame(
-        {"file_id": [f.file_id for f in found], "path": [printable(f.rel) for f in found]},
-        columns=["file_id", "path"],
+        {
+            "file_id": [f.file_id for f in found],
+            "path": [printable(f.rel) for f in found],  # a name that is not UTF-8 with \xNN escapes
+            "path_bytes": [os.fsencode(f.rel) for f in found],
+        },
+        columns=["file_id", "path", "path_bytes"],
     )
     _atomic_parquet(sources, priv / "sources.parquet")  # how a person finds a rejected file
     _atomic_parquet(files, priv / "files.parquet")

@@ -69,6 +69,13 @@ def _decode_file(
     )
 
 
+def source(row) -> str:
+    """A candidate's path under the archive: from the name's own bytes when the table has them (a
+    name that is not UTF-8 is escaped in ``rel``)."""
+    raw = getattr(row, "rel_bytes", None)
+    return os.fsdecode(raw) if isinstance(raw, bytes) and raw else row.rel
+
+
 def _process(row, journal: CrashJournal, archive: Path, size: int, j2k_reduce: int, dtype: str, buffer):
     """(stored array, resize record, decoded) for one candidate, or why it is rejected (no PHI)."""
     if row.file_id in journal.suspects:
@@ -76,7 +83,7 @@ def _process(row, journal: CrashJournal, archive: Path, size: int, j2k_reduce: i
     journal.start(row.file_id)
     try:
         with quiet_pydicom():  # its warnings quote malformed values: PHI
-            dec = _decode_file(archive / row.rel, size, j2k_reduce, dtype, buffer)
+            dec = _decode_file(archive / source(row), size, j2k_reduce, dtype, buffer)
         arr, rec = to_stored(dec, size)
     except BaseException as e:  # one bad file never stops a task; the reason carries no message text
         if task_failure(e):  # out of memory, an I/O error: the task fails, and the journal counts it

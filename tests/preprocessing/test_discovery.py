@@ -25,26 +25,37 @@ def _good(truth) -> list[str]:
 
 
 def test_an_archive_without_one_radiograph_is_still_all_accounted_for(archive, deid_key, tmp_path):
-    """A CT, a text file and a good radiograph whose name is not UTF-8: no shard, a full manifest,
-    and private/sources.parquet says where each file is."""
+    """A CT and a text file: no shard, a full manifest, and private/sources.parquet says where each is."""
     root, truth = archive
     src = tmp_path / "archive" / "dicom"
     src.mkdir(parents=True)
     ct = next(rel for rel, info in truth["files"].items() if info.get("bad") == "ct")
     shutil.copy(root / "dicom" / ct, src / "ct.dcm")
     (src / "notes.txt").write_text("not an image\n")
-    with open(os.fsencode(src) + b"/IMG\xe9.dcm", "wb") as fh:  # a Latin-1 name, as old PACS exports have
-        fh.write((root / "dicom" / _good(truth)[0]).read_bytes())
     out = tmp_path / "shards"
     manifest = preprocess(preprocess_cfg(tmp_path / "archive", out, "ris=''"), log=lambda s: None)
-    assert len(manifest) == 3 and not list(out.glob("shard-*.h5"))
+    assert len(manifest) == 2 and not list(out.glob("shard-*.h5"))
     assert len(pd.read_parquet(out / "index.parquet")) == 0
     sources = pd.read_parquet(out / "private" / "sources.parquet")
     why = manifest.merge(sources, on="file_id").set_index("path")
     assert why.loc["ct.dcm", "status"] == "skipped" and "modality CT" in why.loc["ct.dcm", "reason"]
     assert why.loc["notes.txt", "status"] == "rejected" and "not a DICOM" in why.loc["notes.txt", "reason"]
-    assert why.loc["IMG\\xe9.dcm", "status"] == "rejected"
-    assert "not valid UTF-8" in why.loc["IMG\\xe9.dcm", "reason"]
+
+
+def test_a_name_that_is_not_utf8_is_kept(archive, deid_key, tmp_path):
+    """Old PACS exports write Latin-1 names: the image is kept, and the tables hold the name both
+    escaped (readable) and as its own bytes (which open it)."""
+    root, truth = archive
+    src = tmp_path / "archive" / "dicom" / "M\u00fcller"  # a UTF-8 folder ...
+    src.mkdir(parents=True)
+    with open(os.fsencode(src) + b"/IMG\xe9.dcm", "wb") as fh:  # ... and a Latin-1 file name in it
+        fh.write((root / "dicom" / _good(truth)[0]).read_bytes())
+    out = tmp_path / "shards"
+    manifest = preprocess(preprocess_cfg(tmp_path / "archive", out, "ris=''"), log=lambda s: None)
+    assert list(manifest["status"]) == ["ok"]
+    (row,) = pd.read_parquet(out / "private" / "sources.parquet").to_dict("records")
+    assert row["path"] == "M\u00fcller/IMG\\xe9.dcm"
+    assert row["path_bytes"] == "Müller".encode() + b"/IMG\xe9.dcm"
 
 
 def test_sources_link_every_file_and_stay_private(archive, shards):
