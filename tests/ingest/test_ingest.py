@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from cxr.data.instructions import build_records
+from cxr.errors import UserError
 from cxr.format import ResizeRecord, smart_resize_record
 from tests.ingest.layouts import (
     CANARY,
@@ -256,3 +257,6 @@ def test_chexpert_plus_reports_and_rerun(canary_root, deid_key):
     again = run("chexpert", root, shards)
     pd.testing.assert_frame_equal(again[1], index)
     pd.testing.assert_frame_equal(again[2], records)
+    # and a rerun with another size is refused before any work
+    with pytest.raises(UserError, match=r"size=\d+ \(this run: 96\)"):
+        run("chexpert", root, shards, "size=96")
