@@ -121,7 +121,9 @@ def test_grpo_learns_a_tiny_task(sft_data, coldstart_model, tmp_path):
     run_grpo(cfg)
     rewards = _rewards(out)
     assert len(rewards) == 30
-    first, last = sum(rewards[:10]) / 10, sum(rewards[-10:]) / 10
+    # the start is the cold-start policy's first five steps: a working loop can climb within ten, so a
+    # ten-step start would already hold part of the climb (and did, after the synthetic data changed)
+    first, last = sum(rewards[:5]) / 5, sum(rewards[-10:]) / 10
     assert last > first + 0.2, (first, last, rewards)
 
 
