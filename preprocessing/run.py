@@ -76,7 +76,7 @@ def process_shards(shards: str, shard_ids: list[int], cfg: PreprocessConfig) -> 
     return out
 
 
-def plan_settings(cfg: PreprocessConfig, p: Pseudonymizer) -> dict:
+def plan_settings(cfg: PreprocessConfig) -> dict:
     """What must stay the same for every shard of one SHARDS folder (kept in plan.parquet's metadata;
     the key's check is kept apart, in private/, see ``check_key``)."""
     return {
@@ -124,9 +124,9 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
         raise UserError(
             f"{shards} holds `cxr ingest` shards; expected an empty folder or `cxr preprocess` shards"
         )
-    settings = plan_settings(cfg, p)
+    settings = plan_settings(cfg)
     check_settings(old, settings, shards / "plan.parquet")  # before any work
-    private_dir(shards)
+    priv = private_dir(shards)
     check_key(shards, p)
     rels = walk(archive)
     t0, found = time.perf_counter(), []
@@ -151,7 +151,6 @@ def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -
     files = pd.DataFrame(
         cands, columns=["file_id", "rel", "rel_bytes", "study_id", "image_id"] if not cands else None
     )
-    priv = private_dir(shards)
     sources = pd.DataFrame(
         {
             "file_id": [f.file_id for f in found],
