@@ -22,7 +22,7 @@ from preprocessing.datasets import adapter
 from preprocessing.datasets.common import IMAGE_COLUMNS, consensus
 from preprocessing.deid import Pseudonymizer
 from preprocessing.discover import extend_plan
-from preprocessing.run import check_key, check_settings, private_dir
+from preprocessing.run import check_folder, private_dir
 from preprocessing.shards import _atomic_parquet
 
 RECORD_COLUMNS = ["accession_id", "findings", "impression", "labels", "boxes", "split"]
@@ -84,11 +84,8 @@ def plan_ingest(cfg: IngestConfig, shards: Path, log=print) -> pd.DataFrame:
         raise UserError("'ingest.key': the de-identification key must be at least 16 bytes")
     p = Pseudonymizer(key)
     check_target(cfg, shards)
-    old = pd.read_parquet(shards / "plan.parquet") if (shards / "plan.parquet").is_file() else None
     settings = {"size": cfg.size, "dtype": cfg.dtype, "views": sorted(cfg.views), "boxes": cfg.boxes}
-    check_settings(old, settings, shards / "plan.parquet")  # one folder never mixes them
-    private_dir(shards)
-    check_key(shards, p)
+    old = check_folder(shards, settings, p)  # one folder never mixes settings or keys
     df = load_images(cfg)
     # MIMIC-CXR, MIMIC-CXR-JPG and MS-CXR (on MIMIC images) share ids, so they share pseudonyms
     ds = "mimic-cxr" if cfg.dataset in ("mimic-cxr", "mimic-cxr-jpg", "ms-cxr") else cfg.dataset

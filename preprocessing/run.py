@@ -115,19 +115,28 @@ def check_settings(old: pd.DataFrame | None, now: dict, path: Path) -> None:
         )
 
 
+def check_folder(shards: Path, settings: dict, p: Pseudonymizer) -> pd.DataFrame | None:
+    """Before any work: the folder's settings and key are this run's (or it is new). Returns the
+    folder's plan, if any."""
+    plan = shards / "plan.parquet"
+    old = pd.read_parquet(plan) if plan.is_file() else None
+    check_settings(old, settings, plan)
+    private_dir(shards)
+    check_key(shards, p)
+    return old
+
+
 def discover(cfg: PreprocessConfig, shards: Path, p: Pseudonymizer, log=print) -> pd.DataFrame:
     """Scan headers, write private/sources.parquet (every file's source path), private/files.parquet
     (candidates) and the plan; returns the manifest rows of files that never reach a shard."""
     archive = Path(cfg.archive)
-    old = pd.read_parquet(shards / "plan.parquet") if (shards / "plan.parquet").is_file() else None
     if (shards / "dataset.json").is_file():
         raise UserError(
             f"{shards} holds `cxr ingest` shards; expected an empty folder or `cxr preprocess` shards"
         )
     settings = plan_settings(cfg)
-    check_settings(old, settings, shards / "plan.parquet")  # before any work
+    old = check_folder(shards, settings, p)
     priv = private_dir(shards)
-    check_key(shards, p)
     rels = walk(archive)
     t0, found = time.perf_counter(), []
     for i, rel in enumerate(rels, 1):

@@ -21,6 +21,7 @@ import pandas as pd
 
 from cxr.errors import UserError
 from cxr.format import REPORT_INSTRUCTION, ResizeRecord, smart_resize_record
+from cxr.format.boxes import boxes_on
 
 SPLITS = ("train", "val", "test")
 SPLIT_ALIASES = {"train": "train", "val": "val", "validate": "val", "valid": "val", "test": "test"}
@@ -115,8 +116,7 @@ def build_records(
                 for k, v in {**b, "box": to_model_input(b["box"], shard_rec, input_rec)}.items()
                 if k != "image_id"
             }
-            for b in json.loads(row.boxes or "[]")
-            if b.get("image_id") in (None, "", row.image_id)
+            for b in boxes_on(json.loads(row.boxes or "[]"), row.image_id)
         ]
         official = str(getattr(row, "split_official", "") or "")  # an ingested dataset's own split
         base = {

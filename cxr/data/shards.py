@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from cxr.errors import UserError
-from cxr.format.boxes import ResizeRecord
+from cxr.format.boxes import ResizeRecord, boxes_on
 
 
 class ShardDataset:
@@ -85,7 +85,7 @@ class ShardDataset:
 
 
 def _boxes_on(boxes, image_id: str):
-    """The JSON boxes of a record that belong on ``image_id`` (those naming no image belong on all)."""
+    """A record's JSON boxes that belong on ``image_id`` (``cxr.format.boxes.boxes_on``)."""
     if not isinstance(boxes, str):
         return boxes  # no record for this image
-    return json.dumps([b for b in json.loads(boxes or "[]") if b.get("image_id") in (None, "", image_id)])
+    return json.dumps(boxes_on(json.loads(boxes or "[]"), image_id))

@@ -102,3 +102,9 @@ def letterbox_record(orig_w: int, orig_h: int, side: int) -> ResizeRecord:
     cw, ch = max(1, round(orig_w * s)), max(1, round(orig_h * s))
     left, top = (side - cw) // 2, (side - ch) // 2
     return ResizeRecord(orig_w, orig_h, cw, ch, left, top, side - cw - left, side - ch - top)
+
+
+def boxes_on(boxes: list[dict], image_id: str) -> list[dict]:
+    """The boxes of a study's record that belong on ``image_id``: a box the RIS drew on a named image
+    carries that image's pseudonym (``image_id``) and goes there only; one naming no image goes on all."""
+    return [b for b in boxes if b.get("image_id") in (None, "", image_id)]
