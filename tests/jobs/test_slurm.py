@@ -144,21 +144,28 @@ def test_usr2_requeue_command_checkpoints_first(slurm_run_dir):
     _assert_resumed(run_dir, 16)
 
 
+# Slurm's time-limit signal goes to job *steps* only, once per allocation, at the first limit check
+# (every ~30 s) after end - signal_delay - 30 s; a signal sent before the step has started is lost
+# and the job runs on to TIMEOUT (measured: a batch script that sleeps past that point before its
+# srun). With time_min=1 and a 20 s delay that point is 10 s after start, which a slow step launch
+# on a loaded 2-core CI machine once missed. 2 min with a 40 s delay puts it 50 s after start.
+LIMIT = {"time_min": 2, "signal_delay_s": 40}
+
+
 @pytest.mark.slow
 def test_time_limit_requeues_and_resumes(slurm_run_dir):
     run_dir = slurm_run_dir / "run"
-    # A 1-minute limit with USR2 20 s before it; slurmctld checks limits every ~30 s, so the signal
-    # comes anywhere from ~10 s in. 65 s of work cannot fit in one 60 s allocation, so the job must
-    # be signalled, checkpoint and requeue at least once whatever the timing.
+    # The signal comes 50-80 s into each allocation, so 100 s of work cannot finish in the first
+    # one: the job must be signalled, checkpoint and requeue at least once whatever the timing.
     job = submit(
-        examples.CountingJob(total=130, step_s=0.5),
+        examples.CountingJob(total=200, step_s=0.5),
         str(run_dir),
-        cfg=cfg(time_min=1, signal_delay_s=20, max_num_timeout=15),
+        cfg=cfg(**LIMIT, max_num_timeout=15),
         run_dir=slurm_run_dir,
         name="tl",
     )
     assert job.wait(timeout_s=600) == {job.job_ids[0]: "COMPLETED"}
-    _assert_resumed(run_dir, 130)
+    _assert_resumed(run_dir, 200)
 
 
 @pytest.mark.slow
@@ -167,11 +174,11 @@ def test_time_out_budget_is_enforced(slurm_run_dir):
     job = submit(
         examples.CountingJob(total=10_000, step_s=0.5),
         str(run_dir),
-        cfg=cfg(time_min=1, signal_delay_s=20, max_num_timeout=0),
+        cfg=cfg(**LIMIT, max_num_timeout=0),
         run_dir=slurm_run_dir,
         name="budget",
     )
-    assert job.wait(timeout_s=240) == {job.job_ids[0]: "FAILED"}
+    assert job.wait(timeout_s=300) == {job.job_ids[0]: "FAILED"}
     (o,) = job.outcomes()
     assert "timed-out too many times" in o.error
     assert json.loads((run_dir / "checkpoint.json").read_text())["count"] > 0  # saved before giving up
