@@ -10,9 +10,11 @@ import shlex
 import sys
 from pathlib import Path
 
+import pytest
 from submitit.slurm.test_slurm import mocked_slurm
 
 from cxr.config.schema import ExecutorConfig
+from cxr.errors import ConfigError
 from jobs import examples
 from jobs.executor import sbatch_script
 from jobs.submission import map_array, submit
@@ -115,3 +117,15 @@ def test_dry_run_is_what_gets_submitted(tmp_path):
     (script,) = submitted_scripts(tmp_path)
     preview = normalise(sbatch_script(FULL, sub.group.folder), tmp_path)
     assert preview == script
+
+
+def test_a_signal_that_would_come_before_the_step_starts_is_refused(tmp_path):
+    # the default 120 s delay on a 2-minute job: Slurm would signal at its first check, and drop it
+    with pytest.raises(ConfigError, match=r"signal_delay_s=120 with executor\.time_min=2.*<= 60"):
+        sbatch_script(ExecutorConfig(kind="slurm", time_min=2), tmp_path)
+    assert "--signal=USR2@60" in sbatch_script(
+        ExecutorConfig(kind="slurm", time_min=2, signal_delay_s=60), tmp_path
+    )
+    assert "--signal=USR2@0" in sbatch_script(
+        ExecutorConfig(kind="slurm", time_min=1, signal_delay_s=0), tmp_path
+    )
