@@ -18,20 +18,21 @@ from cxr.config.schema import ExecutorConfig, ExecutorKind
 from cxr.errors import ConfigError
 from jobs.local import ThrottledLocalExecutor
 
-# Slurm sends the time-limit signal once, to job steps only, at its first limit check (every ~30 s)
-# after end - signal_delay - 30 s; one sent before the step runs is lost and the job ends TIMEOUT
-# without saving (measured on the testbed). Leave the job at least this long to start its step.
+# Slurm sends the time-limit signal once, to job steps only, at its first limit check (every
+# LIMIT_CHECK_S) after end - signal_delay - LIMIT_CHECK_S; one sent before the step runs is lost and
+# the job ends TIMEOUT without saving (measured on the testbed). Leave the job MIN_START_S to start.
+LIMIT_CHECK_S = 30  # slurmctld's PERIODIC_TIMEOUT
 MIN_START_S = 30
 
 
 def slurm_parameters(cfg: ExecutorConfig, *, dependency: str | None = None) -> dict[str, Any]:
     """submitit SlurmExecutor parameters (names as in ``_make_sbatch_string``)."""
-    earliest = cfg.time_min * 60 - cfg.signal_delay_s - 30
+    earliest = cfg.time_min * 60 - cfg.signal_delay_s - LIMIT_CHECK_S
     if earliest < MIN_START_S:
         raise ConfigError(
             f"executor.signal_delay_s={cfg.signal_delay_s} with executor.time_min={cfg.time_min}: Slurm may "
             f"send the time-limit USR2 {max(earliest, 0)} s after the job starts, before its step runs, "
-            f"and then the signal is lost; use signal_delay_s <= {cfg.time_min * 60 - 30 - MIN_START_S}"
+            f"and then the signal is lost; use signal_delay_s <= {cfg.time_min * 60 - LIMIT_CHECK_S - MIN_START_S}"
         )
     p: dict[str, Any] = {
         "job_name": cfg.job_name,

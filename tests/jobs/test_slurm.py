@@ -144,11 +144,9 @@ def test_usr2_requeue_command_checkpoints_first(slurm_run_dir):
     _assert_resumed(run_dir, 16)
 
 
-# Slurm's time-limit signal goes to job *steps* only, once per allocation, at the first limit check
-# (every ~30 s) after end - signal_delay - 30 s; a signal sent before the step has started is lost
-# and the job runs on to TIMEOUT (measured: a batch script that sleeps past that point before its
-# srun). With time_min=1 and a 20 s delay that point is 10 s after start, which a slow step launch
-# on a loaded 2-core CI machine once missed. 2 min with a 40 s delay puts it 50 s after start.
+# The time-limit USR2 may come from end - signal_delay - 30 s on, and is lost if the step has not
+# started yet (jobs/executor.py). 1 min with a 20 s delay put that 10 s after start, which a slow
+# step launch on a loaded 2-core CI machine once missed (TIMEOUT); 2 min with 40 s puts it at 50 s.
 LIMIT = {"time_min": 2, "signal_delay_s": 40}
 
 
