@@ -28,11 +28,12 @@ MIN_START_S = 30
 def slurm_parameters(cfg: ExecutorConfig, *, dependency: str | None = None) -> dict[str, Any]:
     """submitit SlurmExecutor parameters (names as in ``_make_sbatch_string``)."""
     earliest = cfg.time_min * 60 - cfg.signal_delay_s - LIMIT_CHECK_S
+    most = cfg.time_min * 60 - LIMIT_CHECK_S - MIN_START_S
     if earliest < MIN_START_S:
         raise ConfigError(
             f"executor.signal_delay_s={cfg.signal_delay_s} with executor.time_min={cfg.time_min}: Slurm may "
             f"send the time-limit USR2 {max(earliest, 0)} s after the job starts, before its step runs, "
-            f"and then the signal is lost; use signal_delay_s <= {cfg.time_min * 60 - LIMIT_CHECK_S - MIN_START_S}"
+            f"and then the signal is lost; use signal_delay_s <= {most}"
         )
     p: dict[str, Any] = {
         "job_name": cfg.job_name,
