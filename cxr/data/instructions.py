@@ -112,9 +112,8 @@ def build_records(
         shard_rec = _shard_rec(row)
         boxes = [  # a box the RIS drew on a named image goes to that image only
             {
-                k: v
-                for k, v in {**b, "box": to_model_input(b["box"], shard_rec, input_rec)}.items()
-                if k != "image_id"
+                **{k: v for k, v in b.items() if k != "image_id"},
+                "box": to_model_input(b["box"], shard_rec, input_rec),
             }
             for b in boxes_on(json.loads(row.boxes or "[]"), row.image_id)
         ]
